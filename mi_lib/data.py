@@ -1,0 +1,83 @@
+r"""The correlated Gaussian tasks of Poole et al. Fig. 2, and the MI schedule.
+
+``x ~ N(0, I_d)``, ``y = rho x + sqrt(1 - rho^2) eps`` with ``eps ~ N(0, I_d)``, so
+:math:`I(X;Y) = -\frac d2 \log(1-\rho^2)` nats. The cubic task observes
+``(W y)^3`` elementwise, with ``W_ij ~ N(0, 1)`` fixed by a seed: ``W`` is full rank
+(almost surely, and checked), the map is invertible and the MI is unchanged.
+Sampling takes a ``torch.Generator``, so seeded runs reproduce exactly.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+
+def mi_to_rho(mi: float, dim: int) -> float:
+    r"""Correlation that gives ``mi`` nats in ``dim`` dimensions: :math:`\rho = \sqrt{1 - e^{-2I/d}}`."""
+    if mi < 0:
+        raise ValueError(f"mi must be >= 0 nats, got {mi}")
+    if dim < 1:
+        raise ValueError(f"dim must be >= 1, got {dim}")
+    return math.sqrt(1.0 - math.exp(-2.0 * mi / dim))
+
+
+def rho_to_mi(rho: float, dim: int) -> float:
+    r""":math:`I = -\frac d2 \log(1-\rho^2)` nats, for ``|rho| < 1``."""
+    if not -1.0 < rho < 1.0:
+        raise ValueError(f"rho must be in (-1, 1), got {rho}")
+    return -0.5 * dim * math.log1p(-rho * rho)
+
+
+def cubic_matrix(dim: int, seed: int) -> torch.Tensor:
+    """The fixed ``W`` of the cubic task, ``W_ij ~ N(0, 1)``, drawn from ``seed`` (float32, ``[d, d]``)."""
+    g = torch.Generator().manual_seed(seed)
+    w = torch.randn(dim, dim, generator=g)
+    if torch.linalg.matrix_rank(w.double()) < dim:  # pragma: no cover - probability zero
+        raise RuntimeError(f"W drawn from seed {seed} is singular; pick another seed")
+    return w
+
+
+def sample_correlated_gaussian(rho: float, dim: int, batch_size: int, generator: Optional[torch.Generator] = None,
+                               cubic_W: Optional[torch.Tensor] = None, dtype=torch.float32,
+                               device=None) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Draw ``x, y`` of shape ``[batch_size, dim]`` with correlation ``rho`` per dimension.
+
+    With ``cubic_W`` the returned ``y`` is ``(y @ W.T)^3``.
+    """
+    x = torch.randn(batch_size, dim, generator=generator, dtype=dtype, device=device)
+    eps = torch.randn(batch_size, dim, generator=generator, dtype=dtype, device=device)
+    if not -1.0 < rho < 1.0:
+        raise ValueError(f"rho must be in (-1, 1), got {rho}")
+    y = rho * x + math.sqrt(1.0 - rho * rho) * eps
+    if cubic_W is not None:
+        y = (y @ cubic_W.to(y).T) ** 3
+    return x, y
+
+
+@dataclass(frozen=True)
+class GaussianTask:
+    """A Fig. 2 task: the correlated Gaussian, optionally observed through ``(W y)^3``."""
+
+    dim: int = 20
+    cubic: bool = False
+    w_seed: int = 0  # seed of W for the cubic task
+
+    @property
+    def name(self) -> str:
+        return "cubic" if self.cubic else "gaussian"
+
+    def cubic_W(self) -> Optional[torch.Tensor]:
+        return cubic_matrix(self.dim, self.w_seed) if self.cubic else None
+
+
+def mi_schedule(levels: Sequence[float] = (2, 4, 6, 8, 10), steps_per_level: int = 4000) -> np.ndarray:
+    """True MI (nats) at each training step: a staircase, ``steps_per_level`` steps per level."""
+    if steps_per_level < 1:
+        raise ValueError(f"steps_per_level must be >= 1, got {steps_per_level}")
+    if len(levels) == 0:
+        raise ValueError("levels must not be empty")
+    return np.repeat(np.asarray(levels, dtype=np.float64), steps_per_level)
