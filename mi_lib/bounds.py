@@ -303,14 +303,15 @@ def mine_lower_bound(scores: torch.Tensor, log_ema=None, momentum: float = 0.99)
     :math:`\frac1K\sum_i S_{ii} - Z_\text{batch}/\mathrm{EMA}`, the bias-corrected MINE gradient.
     """
     check_scores(scores)
-    m = _check_real(momentum, "momentum")
-    if not 0.0 <= float(m) < 1.0:
-        raise ValueError(f"momentum must be in [0, 1), got {float(m)}")
+    _check_real(momentum, "momentum")
+    m = momentum.item() if isinstance(momentum, torch.Tensor) else float(momentum)
+    if not 0.0 <= m < 1.0:
+        raise ValueError(f"momentum must be in [0, 1), got {m}")
     if log_ema is None:
         log_ema = logmeanexp_nodiag(scores).detach()
     else:
         log_ema = _check_real(log_ema, "log_ema").to(scores)
-    return _mine(scores, log_ema, float(m))
+    return _mine(scores, log_ema, m)
 
 
 def smile_lower_bound(scores: torch.Tensor, clip: Optional[float] = None) -> torch.Tensor:
@@ -324,9 +325,9 @@ def smile_lower_bound(scores: torch.Tensor, clip: Optional[float] = None) -> tor
     check_scores(scores)
     if clip is not None:
         c = _check_real(clip, "clip")
-        if float(c) <= 0:
-            raise ValueError(f"clip must be positive, got {float(c)}")
-        clip = float(c)
+        clip = c.item() if isinstance(clip, torch.Tensor) else float(clip)
+        if clip <= 0:
+            raise ValueError(f"clip must be positive, got {clip}")
     return _smile(scores, clip)
 
 
