@@ -349,11 +349,16 @@ def ba_lower_bound(log_q_x_given_y: torch.Tensor, entropy_x: Number) -> torch.Te
 
 
 def tnce_lower_bound(log_conditional: torch.Tensor) -> torch.Tensor:
-    r"""I_TNCE: InfoNCE with the true conditional as critic, ``log_conditional[i, j] = log p(y_j|x_i)``.
+    r"""I_TNCE: the multi-sample bound with the true conditional, ``log_conditional[i, j] = log p(y_j|x_i)``.
 
-    Needs no training: a lower bound that is exact up to the ``log K`` cap.
+    .. math:: \frac1K\sum_i \log\frac{p(y_i|x_i)}{\frac1K\sum_j p(y_i|x_j)} \;\le\; \log K
+       \quad\text{(Poole et al. Eq. 12)}.
+
+    Each ``y_i`` is normalised over the ``x_j`` (down column ``i``), so a factor that
+    depends on ``y`` alone (a Jacobian, ``p(y)``) cancels: this is InfoNCE on the
+    transpose. Needs no training; exact up to the ``log K`` cap.
     """
-    return infonce_lower_bound(log_conditional)
+    return infonce_lower_bound(check_scores(log_conditional, "log_conditional").T)
 
 
 def variational_upper_bound(log_p_y_given_x: torch.Tensor, log_q_y: torch.Tensor) -> torch.Tensor:

@@ -273,3 +273,31 @@ def test_js_erratum_one_over_e():
     diff = js - ref_style  # per batch: 1 - (1 - 1/e) * mean_{i!=j} e^{f*}, whose expectation is 1/e
     assert abs(diff.mean().item() - 1 / math.e) < 3 * diff.std().item() / math.sqrt(len(diff)) + 1e-3
     assert ref_style.mean().item() < 6.0 - 0.2  # the reference-style value is visibly low
+
+
+def test_tnce_normalises_over_x_and_ignores_y_factors():
+    L = _rand(6, torch.float64)
+    Ll = L.tolist()
+    ref = sum(Ll[i][i] - math.log(sum(math.exp(Ll[j][i]) for j in range(6)) / 6) for i in range(6)) / 6
+    assert math.isclose(B.tnce_lower_bound(L).item(), ref, rel_tol=1e-12)
+    col = torch.randn(1, 6, dtype=torch.float64) * 10  # log |Jacobian(y_j)| or log p(y_j): a column offset
+    assert math.isclose(B.tnce_lower_bound(L + col).item(), ref, rel_tol=1e-10)
+    assert B.tnce_lower_bound(L).item() <= math.log(6)
+
+
+def test_upper_and_lower_bounds_sandwich_true_mi():
+    from mi_lib.critics import GaussianOptimalCritic
+    mi, dim, k = 3.0, 4, 256
+    rho = mi_to_rho(mi, dim)
+    crit = GaussianOptimalCritic(rho, dim)
+    g = torch.Generator().manual_seed(0)
+    lows, ups = [], []
+    for _ in range(30):
+        x, y = sample_correlated_gaussian(rho, dim, k, g, dtype=torch.float64)
+        L = crit.log_conditional(x, y)
+        lows.append(B.tnce_lower_bound(L).item())
+        ups.append(B.loo_upper_bound(L).item())
+        log_q = -0.5 * (y ** 2).sum(-1) - 0.5 * dim * math.log(2 * math.pi)  # q(y) = p(y): tight
+        assert math.isclose(B.variational_upper_bound(torch.diagonal(L), log_q).item(),
+                            (torch.diagonal(L) - log_q).mean().item())
+    assert sum(lows) / 30 < mi < sum(ups) / 30

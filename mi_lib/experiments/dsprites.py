@@ -1,0 +1,252 @@
+r"""Decoder-free representation learning on dSprites (Poole et al. 2019, Fig. 5).
+
+An encoder maps a 64x64 sprite to ``n_latents`` codes :math:`\mu(x) \in (-1, 1)^L`
+(tanh). The representation is read through a noisy channel
+:math:`y = \mu(x) + \sigma\varepsilon`, so that :math:`I(X; Y)` is finite, and the
+encoder maximises
+
+.. math:: I_\text{JS}(X; Y) \;-\; \beta\,\widehat{\mathrm{TC}}(Y) \;-\; \lambda\,
+          \mathbb{E}\,\lVert \mu(x) - \mu(x') \rVert^2,
+
+* :math:`I_\text{JS}` (:func:`mi_lib.bounds.js_lower_bound`) with a joint critic
+  :math:`f(x, y) = g([\mu(x), y])` (:class:`mi_lib.critics.ConcatCritic`) on all
+  ``K^2`` pairs of a minibatch: the critic sees the image through the encoder;
+* :math:`\widehat{\mathrm{TC}}` the total correlation of ``y`` by the density-ratio
+  trick: a discriminator ``d`` learns, with the f-GAN JS objective, to tell ``y`` from
+  codes whose dimensions are shuffled independently across the batch (samples of
+  :math:`\prod_l q(y_l)`); its logit estimates :math:`\log q(y)/\prod_l q(y_l)`;
+* the smoothness term with ``x'`` the same sprite one grid step away in one of
+  scale, orientation, posX, posY (shape has no order).
+
+No decoder anywhere. Evaluation: the average of each latent against each factor
+value, heat maps over the posX x posY grid, a linear probe per factor and the
+mutual information gap (MIG), for the trained encoder and for the same architecture
+at its random initialisation. See ``book/dsprites.md``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any, Dict
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..bounds import _js, _js_fgan
+from ..critics import ConcatCritic, mlp
+from ..datasets.dsprites import DSprites, LATENTS_SIZES
+from ..profiles import resolve_device
+
+FACTORS = ("shape", "scale", "orientation", "posX", "posY")  # latent columns 1..5
+_STEP_FACTORS = np.array([2, 3, 4, 5])  # factors with an order (for the smoothness pairs)
+
+
+@dataclasses.dataclass(frozen=True)
+class DSpritesConfig:
+    """One run: training, then evaluation of the trained and the random encoder."""
+    steps: int = 1500
+    batch_size: int = 64
+    n_latents: int = 10
+    width: int = 16  # channels of the conv encoder
+    noise_std: float = 0.3  # sigma of the channel y = mu(x) + sigma * eps
+    beta_tc: float = 1.0
+    lambda_smooth: float = 10.0
+    lr: float = 1e-3
+    critic_hidden: int = 128
+    eval_per_position: int = 8  # eval set: this many random sprites at each of 32x32 positions
+    n_bins: int = 20  # discretisation of the latents for the MIG
+    seed: int = 0
+    device: str = "auto"
+    data_path: str = ""  # official npz, or "" for the generator (DSPRITES_NPZ also works)
+    progress: bool = True
+
+
+CONFIGS = {
+    "smoke": DSpritesConfig(steps=150, batch_size=64, eval_per_position=2, progress=False),
+    "quick": DSpritesConfig(),
+    "paper": DSpritesConfig(steps=20000, batch_size=256, width=32, critic_hidden=256,
+                            eval_per_position=32, lr=5e-4),
+}
+
+
+class Encoder(nn.Module):
+    """Conv encoder ``[B, 1, 64, 64] -> [B, L]`` in ``(-1, 1)``.
+
+    2x average pooling (sprites are 8-19 pixels wide, 32x32 keeps them), three stride-2
+    4x4 convs to 4x4, an MLP, batch norm (codes start spread out, not near 0) and tanh.
+    """
+
+    def __init__(self, n_latents: int = 10, width: int = 16):
+        super().__init__()
+        w = width
+        self.net = nn.Sequential(
+            nn.AvgPool2d(2),  # 32x32
+            nn.Conv2d(1, w, 4, 2, 1), nn.ReLU(),  # 16x16
+            nn.Conv2d(w, 2 * w, 4, 2, 1), nn.ReLU(),  # 8x8
+            nn.Conv2d(2 * w, 2 * w, 4, 2, 1), nn.ReLU(),  # 4x4
+            nn.Flatten(), nn.Linear(2 * w * 16, 128), nn.ReLU(), nn.Linear(128, n_latents),
+            nn.BatchNorm1d(n_latents), nn.Tanh())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def neighbour_classes(classes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Each ``[N, 6]`` latent row moved one step in one random ordered factor (orientation wraps)."""
+    out = classes.copy()
+    k = rng.choice(_STEP_FACTORS, size=len(classes))
+    step = rng.choice([-1, 1], size=len(classes))
+    rows = np.arange(len(classes))
+    moved = out[rows, k] + step
+    size = LATENTS_SIZES[k]
+    wrap = np.where(moved < 0, size - 1, moved % size)  # orientation: cyclic
+    bounce = np.where((moved < 0) | (moved >= size), out[rows, k] - step, moved)  # others: reflect
+    out[rows, k] = np.where(k == 3, wrap, bounce)
+    return out
+
+
+def shuffle_dims(y: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Permute each column of ``[B, L]`` independently: samples of the product of marginals."""
+    b, l = y.shape
+    perm = torch.argsort(torch.rand(b, l, generator=generator), dim=0).to(y.device)
+    return torch.gather(y, 0, perm)
+
+
+def _to_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
+    return torch.from_numpy(images.astype(np.float32)).unsqueeze(1).to(device)
+
+
+def train(cfg: DSpritesConfig, data: DSprites, device: torch.device):
+    """Train encoder, critic and TC discriminator; returns ``(encoder, random_encoder, history)``."""
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    enc = Encoder(cfg.n_latents, cfg.width).to(device)
+    random_enc = Encoder(cfg.n_latents, cfg.width).to(device)
+    random_enc.load_state_dict(enc.state_dict())  # same init: the untrained baseline
+    critic = ConcatCritic(cfg.n_latents, cfg.n_latents, cfg.critic_hidden, 2).to(device)
+    disc = mlp(cfg.n_latents, cfg.critic_hidden, 1, 2).to(device)
+    opt = torch.optim.Adam([*enc.parameters(), *critic.parameters()], lr=cfg.lr)
+    opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr)
+    hist = {k: np.zeros(cfg.steps) for k in ("mi", "tc", "smooth")}
+    for t in tqdm(range(cfg.steps), disable=not cfg.progress, desc="dsprites"):
+        idx = rng.integers(0, len(data), cfg.batch_size)
+        classes = data.classes_of(idx)
+        pair = np.concatenate([data.render(idx), data.render_classes(neighbour_classes(classes, rng))])
+        mu_all = enc(_to_tensor(pair, device))  # [2B, L]
+        mu, mu_nb = mu_all[: cfg.batch_size], mu_all[cfg.batch_size:]
+        eps = torch.randn(mu.shape, generator=gen).to(device)
+        y = mu + cfg.noise_std * eps  # the noisy channel
+        mi = _js(critic(mu, y))  # scores[i, j] = f(x_i, y_j)
+        tc = disc(y).mean()  # density-ratio estimate of TC(y)
+        smooth = ((mu - mu_nb) ** 2).sum(-1).mean()
+        loss = -mi + cfg.beta_tc * tc + cfg.lambda_smooth * smooth
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        yd = y.detach()  # discriminator: joint codes (label 1) vs shuffled codes (label 0)
+        d_obj = -nn.functional.softplus(-disc(yd)).mean() - nn.functional.softplus(disc(shuffle_dims(yd, gen))).mean()
+        opt_d.zero_grad()
+        (-d_obj).backward()
+        opt_d.step()
+        hist["mi"][t], hist["tc"][t], hist["smooth"][t] = mi.item(), tc.item(), smooth.item()
+    return enc, random_enc, hist
+
+
+def eval_classes(per_position: int, seed: int) -> np.ndarray:
+    """Evaluation latents ``[1024 * per_position, 6]``: every posX x posY cell, random other factors."""
+    rng = np.random.default_rng(seed + 1)
+    n = 32 * 32 * per_position
+    pos = np.arange(n) % 1024
+    return np.stack([np.zeros(n, np.int64), rng.integers(0, 3, n), rng.integers(0, 6, n),
+                     rng.integers(0, 40, n), pos // 32, pos % 32], axis=1)
+
+
+@torch.no_grad()
+def encode(enc: nn.Module, data: DSprites, classes: np.ndarray, device: torch.device, chunk: int = 1024) -> np.ndarray:
+    """Noise-free codes ``mu(x)`` for ``[N, 6]`` latent classes: ``[N, L]``."""
+    enc.eval()
+    out = [enc(_to_tensor(data.render_classes(classes[s:s + chunk]), device)).cpu().numpy()
+           for s in range(0, len(classes), chunk)]
+    return np.concatenate(out).astype(np.float64)
+
+
+def factor_curves(codes: np.ndarray, classes: np.ndarray) -> Dict[str, np.ndarray]:
+    """Average of each latent at each value of each factor: ``{factor: [L, n_values]}``."""
+    out = {}
+    for k, name in enumerate(FACTORS, start=1):
+        n = LATENTS_SIZES[k]
+        counts = np.bincount(classes[:, k], minlength=n)
+        sums = np.stack([np.bincount(classes[:, k], weights=c, minlength=n) for c in codes.T])
+        out[name] = sums / np.maximum(counts, 1)
+    return out
+
+
+def position_heatmaps(codes: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """Average of each latent in each cell: ``[L, 32 (posY, rows), 32 (posX, columns)]``."""
+    cell = classes[:, 5] * 32 + classes[:, 4]
+    counts = np.maximum(np.bincount(cell, minlength=1024), 1)
+    return np.stack([np.bincount(cell, weights=c, minlength=1024) / counts for c in codes.T]).reshape(-1, 32, 32)
+
+
+def _discretise(codes: np.ndarray, n_bins: int) -> np.ndarray:
+    lo, hi = codes.min(0), codes.max(0)
+    z = (codes - lo) / np.where(hi > lo, hi - lo, 1.0)
+    return np.minimum((z * n_bins).astype(np.int64), n_bins - 1)
+
+
+def mutual_information_gap(codes: np.ndarray, classes: np.ndarray, n_bins: int = 20):
+    """MIG (Chen et al. 2018): per factor, (top - second) MI(latent; factor) / H(factor), averaged.
+
+    Latents are discretised into ``n_bins`` equal-width bins. Returns ``(mig, mi [L, F])``
+    with ``mi`` normalised by each factor's entropy (nats / nats).
+    """
+    from sklearn.metrics import mutual_info_score
+    disc = _discretise(codes, n_bins)
+    mi = np.zeros((codes.shape[1], len(FACTORS)))
+    for j, k in enumerate(range(1, 6)):
+        counts = np.bincount(classes[:, k])
+        p = counts[counts > 0] / len(classes)
+        h = -(p * np.log(p)).sum()
+        mi[:, j] = [mutual_info_score(classes[:, k], d) / h for d in disc.T]
+    top2 = np.sort(mi, axis=0)[-2:]
+    return float((top2[1] - top2[0]).mean()), mi
+
+
+def linear_probe(codes: np.ndarray, classes: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Held-out score of a linear probe per factor: accuracy for shape, R^2 for the others. ``[5]``."""
+    from sklearn.linear_model import LinearRegression, LogisticRegression
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(len(codes))
+    tr, te = perm[: len(perm) // 2], perm[len(perm) // 2:]
+    scores = []
+    for k in range(1, 6):
+        target = classes[:, k]
+        model = LogisticRegression(max_iter=500) if k == 1 else LinearRegression()
+        model.fit(codes[tr], target[tr])
+        scores.append(model.score(codes[te], target[te]))
+    return np.array(scores)
+
+
+def evaluate(enc: nn.Module, data: DSprites, cfg: DSpritesConfig, device: torch.device) -> Dict[str, Any]:
+    """All the numbers and arrays of the figure for one encoder."""
+    classes = eval_classes(cfg.eval_per_position, cfg.seed)
+    codes = encode(enc, data, classes, device)
+    mig, mi = mutual_information_gap(codes, classes, cfg.n_bins)
+    return {"curves": factor_curves(codes, classes), "heatmaps": position_heatmaps(codes, classes),
+            "mig": mig, "mi_matrix": mi, "probe": linear_probe(codes, classes, cfg.seed),
+            "latent_std": codes.std(0)}
+
+
+def run(cfg: DSpritesConfig) -> Dict[str, Any]:
+    """Train, evaluate trained and random encoders; a dict of numpy arrays (see module doc)."""
+    device = resolve_device(cfg.device)
+    data = DSprites(cfg.data_path or None)
+    t0 = time.perf_counter()
+    enc, random_enc, hist = train(cfg, data, device)
+    train_s = time.perf_counter() - t0
+    return {"trained": evaluate(enc, data, cfg, device), "random": evaluate(random_enc, data, cfg, device),
+            "history": hist, "factors": np.array(FACTORS), "train_s": train_s,
+            "wall_s": time.perf_counter() - t0, "device": str(device), "data_source": data.source}

@@ -1,0 +1,259 @@
+r"""Training critics under any bound: one run (the reference loop) and the batched sweep engine.
+
+:func:`train_run` trains one critic (and baseline) the way the paper's reference code
+does, one run at a time. :func:`train_sweep` trains many runs of one architecture
+together: parameters stacked along a run axis (:mod:`mi_lib.stacked`), one batched
+forward, one Adam step for all. Adam is elementwise, so a stacked Adam is exactly R
+independent Adams, and each run's history equals the history of the same run trained
+alone (``tests/test_train.py`` checks this in float64). Both loops draw their data from
+the same :class:`GaussianStream`, so "the same run" really is the same run.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import resource
+import time
+from dataclasses import dataclass, field, replace
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from .critics import BaselineMLP, ConcatCritic, SeparableCritic
+from .data import GaussianTask, mi_schedule, mi_to_rho
+from .profiles import resolve_device
+from .registry import get_bound
+from .stacked import StackedBaseline, StackedConcat, StackedSeparable
+
+CRITICS = ("separable", "concat")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One training run of Poole et al. Fig. 2: a bound, a critic, a task, a seed, a schedule."""
+
+    bound: str = "nwj"
+    critic: str = "separable"  # "separable" | "concat" (joint)
+    task: GaussianTask = field(default_factory=GaussianTask)
+    alpha_logit: Optional[float] = None  # only for bound="interpolated"
+    seed: int = 0
+    batch_size: int = 64
+    mi_levels: Tuple[float, ...] = (2.0, 4.0, 6.0, 8.0, 10.0)
+    steps_per_level: int = 4000
+    lr: float = 5e-4
+    hidden_dim: int = 256
+    layers: int = 2
+    embed_dim: int = 32
+    baseline_hidden: int = 512
+    baseline_layers: int = 2
+
+    def __post_init__(self):
+        spec = get_bound(self.bound)  # raises on an unknown name
+        if self.critic not in CRITICS:
+            raise ValueError(f"unknown critic {self.critic!r}; valid critics: {', '.join(CRITICS)}")
+        if spec.needs_alpha and self.alpha_logit is None:
+            raise ValueError(f"bound {self.bound!r} needs alpha_logit")
+        if self.batch_size < 2:
+            raise ValueError(f"batch_size must be >= 2, got {self.batch_size}")
+
+    @property
+    def needs_baseline(self) -> bool:
+        return get_bound(self.bound).needs_baseline
+
+    def arch_key(self) -> tuple:
+        """Runs with equal keys can be stacked into one sweep."""
+        return (self.critic, self.task.dim, self.batch_size, self.mi_levels, self.steps_per_level, self.lr,
+                self.hidden_dim, self.layers, self.embed_dim, self.needs_baseline, self.baseline_hidden,
+                self.baseline_layers)
+
+
+class GaussianStream:
+    """The data of one (task, seed): ``x, y: [K, d]`` for each step, drawn in blocks of steps.
+
+    Noise for ``block`` steps is drawn in one call (fewer, larger kernels); runs with the
+    same task and seed see identical batches, whichever loop trains them.
+    """
+
+    def __init__(self, task: GaussianTask, seed: int, batch_size: int, mi_per_step: np.ndarray,
+                 device, dtype=torch.float32, block: int = 500):
+        self.task, self.k, self.block = task, batch_size, block
+        self.device, self.dtype = device, dtype
+        self.gen = torch.Generator(device=device).manual_seed(seed)
+        rhos = [mi_to_rho(m, task.dim) for m in mi_per_step]
+        self.rho = torch.tensor(rhos, dtype=dtype, device=device)
+        w = task.cubic_W()
+        self.w_t = None if w is None else w.T.to(device=device, dtype=dtype)
+        self._start, self._x, self._y = -1, None, None
+
+    def _fill(self, step: int) -> None:
+        n = min(self.block, len(self.rho) - step)
+        shape = (n, self.k, self.task.dim)
+        x = torch.randn(shape, generator=self.gen, device=self.device, dtype=self.dtype)
+        eps = torch.randn(shape, generator=self.gen, device=self.device, dtype=self.dtype)
+        rho = self.rho[step: step + n, None, None]
+        y = rho * x + torch.sqrt(1 - rho * rho) * eps
+        if self.w_t is not None:
+            y = (y @ self.w_t) ** 3
+        self._start, self._x, self._y = step, x, y
+
+    def batch(self, step: int) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``(x, y)`` for ``step``; steps must be asked for in order."""
+        if not (self._start <= step < self._start + (0 if self._x is None else len(self._x))):
+            self._fill(step)
+        return self._x[step - self._start], self._y[step - self._start]
+
+
+def build_modules(cfg: RunConfig, dtype=torch.float32):
+    """The critic (and baseline, or None) of a run, initialised from its seed."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        d = cfg.task.dim
+        if cfg.critic == "separable":
+            critic = SeparableCritic(d, d, cfg.hidden_dim, cfg.layers, cfg.embed_dim)
+        else:
+            critic = ConcatCritic(d, d, cfg.hidden_dim, cfg.layers)
+        baseline = BaselineMLP(d, cfg.baseline_hidden, cfg.baseline_layers) if cfg.needs_baseline else None
+    return critic.to(dtype), (None if baseline is None else baseline.to(dtype))
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    from tqdm.auto import tqdm
+    return tqdm(total=total, desc=desc, disable=not enabled, leave=False, mininterval=0.5)
+
+
+def _peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def _alpha_tensor(cfg: RunConfig, device, dtype) -> torch.Tensor:
+    return torch.tensor(0.0 if cfg.alpha_logit is None else cfg.alpha_logit, device=device, dtype=dtype)
+
+
+def train_run(cfg: RunConfig, device: str = "auto", dtype=torch.float32, progress: bool = True) -> Dict[str, np.ndarray]:
+    """Train one run, one step at a time (the reference style). Returns per-step ``estimates`` and ``mi``."""
+    dev = resolve_device(device)
+    critic, baseline = build_modules(cfg, dtype)
+    critic.to(dev)
+    params = list(critic.parameters()) + ([] if baseline is None else list(baseline.to(dev).parameters()))
+    opt = torch.optim.Adam(params, lr=cfg.lr)
+    spec = get_bound(cfg.bound)
+    mi = mi_schedule(cfg.mi_levels, cfg.steps_per_level)
+    stream = GaussianStream(cfg.task, cfg.seed, cfg.batch_size, mi, dev, dtype)
+    alpha = _alpha_tensor(cfg, dev, dtype)
+    estimates = torch.empty(len(mi), dtype=dtype, device=dev)
+    state, t0 = None, time.perf_counter()
+    with _progress(len(mi), f"{cfg.bound}/{cfg.critic}", progress) as bar:
+        for step in range(len(mi)):
+            x, y = stream.batch(step)
+            scores = critic(x, y)
+            log_b = baseline(y) if baseline is not None else None
+            value, state = spec.train_value(scores, log_b, alpha, state)
+            opt.zero_grad(set_to_none=True)
+            (-value).backward()
+            opt.step()
+            estimates[step] = value.detach()
+            bar.update(1)
+    seconds = time.perf_counter() - t0
+    return {"estimates": estimates.cpu().numpy(), "mi": mi, "seconds": seconds}
+
+
+@dataclass
+class SweepResult:
+    """Histories of R runs trained together, with timing and memory."""
+
+    configs: List[RunConfig]
+    estimates: np.ndarray  # [R, steps]
+    mi: np.ndarray  # [steps]
+    seconds: float
+    peak_memory_mb: float
+    chunks: int
+
+
+def _max_runs_per_chunk(cfg: RunConfig, dev: torch.device, memory_budget_mb: Optional[float]) -> int:
+    """How many runs fit in memory: the concat critic's [K, K, H] activations dominate."""
+    k, h = cfg.batch_size, cfg.hidden_dim
+    per_run = 4 * (k * k * h * (cfg.layers * 4) if cfg.critic == "concat" else k * h * 8 * cfg.layers)
+    if memory_budget_mb is None:
+        if dev.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(dev)
+            memory_budget_mb = 0.5 * free / 2**20
+        else:
+            memory_budget_mb = 4096.0
+    return max(1, int(memory_budget_mb * 2**20 // per_run))
+
+
+def train_sweep(configs: Sequence[RunConfig], device: str = "auto", dtype=torch.float32, progress: bool = True,
+                memory_budget_mb: Optional[float] = None) -> SweepResult:
+    """Train runs of one architecture together; chunked automatically when they do not fit in memory.
+
+    ``configs`` may differ in bound, ``alpha_logit``, seed and task; everything in
+    :meth:`RunConfig.arch_key` must agree. Returns a :class:`SweepResult` with the same
+    per-step estimates each run would have had alone.
+    """
+    configs = list(configs)
+    if not configs:
+        raise ValueError("train_sweep needs at least one RunConfig")
+    keys = {c.arch_key() for c in configs}
+    if len(keys) > 1:
+        raise ValueError("all runs of a sweep must share the architecture, batch size, schedule and lr; "
+                         "group them with group_by_architecture()")
+    dev = resolve_device(device)
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    per_chunk = _max_runs_per_chunk(configs[0], dev, memory_budget_mb)
+    chunks = [configs[i: i + per_chunk] for i in range(0, len(configs), per_chunk)]
+    t0 = time.perf_counter()
+    estimates = np.concatenate([_train_chunk(c, dev, dtype, progress) for c in chunks])
+    return SweepResult(configs, estimates, mi_schedule(configs[0].mi_levels, configs[0].steps_per_level),
+                       time.perf_counter() - t0, _peak_memory_mb(dev), len(chunks))
+
+
+def group_by_architecture(configs: Sequence[RunConfig]) -> List[List[RunConfig]]:
+    """Split runs into stackable groups (order kept within each group)."""
+    groups: Dict[tuple, List[RunConfig]] = {}
+    for c in configs:
+        groups.setdefault(c.arch_key(), []).append(c)
+    return list(groups.values())
+
+
+def _train_chunk(configs: List[RunConfig], dev: torch.device, dtype, progress: bool) -> np.ndarray:
+    first = configs[0]
+    modules = [build_modules(c, dtype) for c in configs]
+    stack_cls = StackedSeparable if first.critic == "separable" else StackedConcat
+    critic = stack_cls([m[0] for m in modules], dev, dtype)
+    baseline = StackedBaseline([m[1] for m in modules], dev, dtype) if first.needs_baseline else None
+    params = critic.parameters() + ([] if baseline is None else baseline.parameters())
+    opt = torch.optim.Adam(params, lr=first.lr, **({"fused": True} if dev.type == "cuda" else {"foreach": True}))
+    mi = mi_schedule(first.mi_levels, first.steps_per_level)
+    stream_keys = sorted({(c.task, c.seed) for c in configs}, key=repr)
+    streams = [GaussianStream(t, s, first.batch_size, mi, dev, dtype) for t, s in stream_keys]
+    run_stream = torch.tensor([stream_keys.index((c.task, c.seed)) for c in configs], device=dev)
+    # runs grouped by bound, so each bound's batched core is called once per step on its sub-stack
+    by_bound: Dict[str, List[int]] = {}
+    for r, c in enumerate(configs):
+        by_bound.setdefault(c.bound, []).append(r)
+    groups = [(get_bound(b), torch.tensor(idx, device=dev),
+               torch.tensor([0.0 if configs[i].alpha_logit is None else configs[i].alpha_logit for i in idx],
+                            device=dev, dtype=dtype)) for b, idx in by_bound.items()]
+    states: List[Optional[torch.Tensor]] = [None] * len(groups)
+    estimates = torch.empty(len(configs), len(mi), dtype=dtype, device=dev)
+    with _progress(len(mi), f"sweep {first.critic} x{len(configs)}", progress) as bar:
+        for step in range(len(mi)):
+            xs, ys = zip(*(s.batch(step) for s in streams))
+            x, y = torch.stack(xs)[run_stream], torch.stack(ys)[run_stream]  # [R, K, d]
+            scores = critic(x, y)  # [R, K, K]
+            log_b = baseline(y) if baseline is not None else None  # [R, K]
+            total = 0.0
+            for g, (spec, idx, alpha) in enumerate(groups):
+                b = None if log_b is None else log_b[idx]
+                value, states[g] = spec.train_value(scores[idx], b, alpha, states[g])
+                estimates[idx, step] = value.detach()
+                total = total + value.sum()
+            opt.zero_grad(set_to_none=True)
+            (-total).backward()
+            opt.step()
+            bar.update(1)
+    return estimates.cpu().numpy()
