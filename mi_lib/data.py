@@ -2,8 +2,11 @@ r"""The correlated Gaussian tasks of Poole et al. Fig. 2, and the MI schedule.
 
 ``x ~ N(0, I_d)``, ``y = rho x + sqrt(1 - rho^2) eps`` with ``eps ~ N(0, I_d)``, so
 :math:`I(X;Y) = -\frac d2 \log(1-\rho^2)` nats. The cubic task observes
-``(W y)^3`` elementwise, with ``W_ij ~ N(0, 1)`` fixed by a seed: ``W`` is full rank
-(almost surely, and checked), the map is invertible and the MI is unchanged.
+``(W y)^3`` elementwise, with ``W_ij ~ N(0, 1/d)`` fixed by a seed: ``W`` is full rank
+(almost surely, and checked), the map is invertible and the MI is unchanged. The
+``1/d`` variance (rather than 1) keeps ``W y`` at unit scale, so the cubed values stay
+in the range a critic with unnormalised inputs can learn from; any invertible
+rescaling leaves the MI as it is.
 Sampling takes a ``torch.Generator``, so seeded runs reproduce exactly.
 """
 from __future__ import annotations
@@ -33,9 +36,9 @@ def rho_to_mi(rho: float, dim: int) -> float:
 
 
 def cubic_matrix(dim: int, seed: int) -> torch.Tensor:
-    """The fixed ``W`` of the cubic task, ``W_ij ~ N(0, 1)``, drawn from ``seed`` (float32, ``[d, d]``)."""
+    """The fixed ``W`` of the cubic task, ``W_ij ~ N(0, 1/d)``, drawn from ``seed`` (float32, ``[d, d]``)."""
     g = torch.Generator().manual_seed(seed)
-    w = torch.randn(dim, dim, generator=g)
+    w = torch.randn(dim, dim, generator=g) / math.sqrt(dim)
     if torch.linalg.matrix_rank(w.double()) < dim:  # pragma: no cover - probability zero
         raise RuntimeError(f"W drawn from seed {seed} is singular; pick another seed")
     return w

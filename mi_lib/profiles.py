@@ -38,9 +38,14 @@ def resolve_profile(profile: str, device: str = "auto") -> str:
 
 
 def select(configs: Mapping[str, Any], profile: str, device: str = "auto", **overrides: Any) -> Any:
-    """The config for ``profile`` from ``configs``, with non-``None`` ``overrides`` replaced."""
+    """The config for ``profile`` from ``configs``, with non-``None`` ``overrides`` replaced.
+
+    A config with a ``device`` field gets ``device`` too.
+    """
     cfg = configs[resolve_profile(profile, device)]
     changes: Dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
+    if any(f.name == "device" for f in dataclasses.fields(cfg)):
+        changes.setdefault("device", device)
     unknown = set(changes) - {f.name for f in dataclasses.fields(cfg)}
     if unknown:
         raise ValueError(f"unknown settings {sorted(unknown)} for {type(cfg).__name__}")

@@ -52,6 +52,7 @@ class DSpritesConfig:
     width: int = 16  # channels of the conv encoder
     noise_std: float = 0.3  # sigma of the channel y = mu(x) + sigma * eps
     beta_tc: float = 1.0
+    disc_steps: int = 3  # discriminator updates per encoder step (fresh shuffles each)
     lambda_smooth: float = 10.0
     lr: float = 1e-3
     critic_hidden: int = 128
@@ -147,10 +148,11 @@ def train(cfg: DSpritesConfig, data: DSprites, device: torch.device):
         loss.backward()
         opt.step()
         yd = y.detach()  # discriminator: joint codes (label 1) vs shuffled codes (label 0)
-        d_obj = -nn.functional.softplus(-disc(yd)).mean() - nn.functional.softplus(disc(shuffle_dims(yd, gen))).mean()
-        opt_d.zero_grad()
-        (-d_obj).backward()
-        opt_d.step()
+        for _ in range(cfg.disc_steps):
+            d_obj = -nn.functional.softplus(-disc(yd)).mean() - nn.functional.softplus(disc(shuffle_dims(yd, gen))).mean()
+            opt_d.zero_grad()
+            (-d_obj).backward()
+            opt_d.step()
         hist["mi"][t], hist["tc"][t], hist["smooth"][t] = mi.item(), tc.item(), smooth.item()
     return enc, random_enc, hist
 

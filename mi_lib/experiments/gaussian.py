@@ -1,0 +1,175 @@
+r"""Poole et al. Fig. 2: estimators trained on the 20-d Gaussian and cubic tasks, MI staircase 2..10 nats.
+
+:func:`run` trains every (task x critic x estimator) run with the batched engine, one
+sweep per (critic, task, baseline-or-not) group, each group cached on its own so an
+interrupted run keeps what finished. TNCE (InfoNCE with the true conditional) needs no
+training and is evaluated on the very batches the trained runs saw.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+
+from .. import bounds as B
+from ..cache import cached
+from ..data import GaussianTask, mi_schedule
+from ..profiles import resolve_device
+from ..train import GaussianStream, RunConfig, group_by_architecture, train_sweep
+
+# estimator label -> (bound name, alpha_logit); the alpha logits -5, 0, 5 are the colab's
+ESTIMATORS: Dict[str, Tuple[str, Optional[float]]] = {
+    "NWJ": ("nwj", None), "TUBA": ("tuba", None), "InfoNCE": ("infonce", None), "JS": ("js", None),
+    "alpha=0.01": ("interpolated", -5.0), "alpha=0.5": ("interpolated", 0.0), "alpha=0.99": ("interpolated", 5.0),
+    "DV": ("dv", None), "MINE": ("mine", None), "SMILE": ("smile", None),
+}
+
+
+@dataclass(frozen=True)
+class Fig2Config:
+    """Settings of the Fig. 2 sweep (the ``paper`` profile is the paper's protocol)."""
+
+    estimators: Tuple[str, ...] = tuple(ESTIMATORS)
+    tasks: Tuple[str, ...] = ("gaussian", "cubic")
+    critics: Tuple[str, ...] = ("concat", "separable")
+    dim: int = 20
+    batch_size: int = 64
+    mi_levels: Tuple[float, ...] = (2.0, 4.0, 6.0, 8.0, 10.0)
+    steps_per_level: int = 4000
+    lr: float = 5e-4
+    hidden_dim: int = 256
+    concat_hidden_dim: int = 256
+    layers: int = 2
+    embed_dim: int = 32
+    baseline_hidden: int = 512
+    seed: int = 0
+    w_seed: int = 1
+    device: str = "auto"
+
+    def __post_init__(self):
+        unknown = [e for e in self.estimators if e not in ESTIMATORS]
+        if unknown:
+            raise ValueError(f"unknown estimators {unknown}; valid: {', '.join(ESTIMATORS)}")
+
+
+CONFIGS = {
+    "smoke": Fig2Config(estimators=("NWJ", "InfoNCE", "JS", "alpha=0.5"), mi_levels=(2.0, 4.0), steps_per_level=15,
+                        hidden_dim=16, concat_hidden_dim=16, embed_dim=8, baseline_hidden=16, batch_size=16, lr=1e-3),
+    "quick": Fig2Config(steps_per_level=300, hidden_dim=128, concat_hidden_dim=64, embed_dim=32,
+                        baseline_hidden=128, lr=1e-3),
+    "paper": Fig2Config(),
+}
+
+
+def task_of(cfg: Fig2Config, name: str) -> GaussianTask:
+    if name not in ("gaussian", "cubic"):
+        raise ValueError(f"unknown task {name!r}; valid: gaussian, cubic")
+    return GaussianTask(dim=cfg.dim, cubic=name == "cubic", w_seed=cfg.w_seed)
+
+
+def run_configs(cfg: Fig2Config) -> List[RunConfig]:
+    """Every trained run of the figure, in (task, critic, estimator) order."""
+    runs = []
+    for task in cfg.tasks:
+        for critic in cfg.critics:
+            for est in cfg.estimators:
+                bound, alpha_logit = ESTIMATORS[est]
+                runs.append(RunConfig(
+                    bound=bound, critic=critic, task=task_of(cfg, task), alpha_logit=alpha_logit, seed=cfg.seed,
+                    batch_size=cfg.batch_size, mi_levels=cfg.mi_levels, steps_per_level=cfg.steps_per_level,
+                    lr=cfg.lr, hidden_dim=cfg.concat_hidden_dim if critic == "concat" else cfg.hidden_dim,
+                    layers=cfg.layers, embed_dim=cfg.embed_dim, baseline_hidden=cfg.baseline_hidden))
+    return runs
+
+
+def tnce_history(cfg: Fig2Config, task: str, device: str = "cpu") -> np.ndarray:
+    """TNCE at every step, on the batches the trained runs of ``task`` saw (same stream, same seed)."""
+    dev = resolve_device(device)
+    mi = mi_schedule(cfg.mi_levels, cfg.steps_per_level)
+    t = task_of(cfg, task)
+    stream = GaussianStream(t, cfg.seed, cfg.batch_size, mi, dev)
+    w_inv = None if not t.cubic else torch.linalg.inv(t.cubic_W().double()).T.to(dev)
+    out = np.empty(len(mi))
+    for step in range(len(mi)):
+        x, y = (v.double() for v in stream.batch(step))
+        if w_inv is not None:  # undo (W y)^3; the Jacobian is a column factor and cancels in TNCE
+            y = torch.sign(y) * y.abs().pow(1 / 3) @ w_inv
+        rho = float(stream.rho[step])
+        log_cond = -((y[None, :, :] - rho * x[:, None, :]) ** 2).sum(-1) / (2 * (1 - rho * rho))  # [K, K]
+        out[step] = B._infonce(log_cond.T).item()
+    return out
+
+
+def _train_group(group: List[RunConfig], device: str, progress: bool) -> Dict[str, np.ndarray]:
+    res = train_sweep(group, device=device, progress=progress)
+    return {"estimates": res.estimates, "seconds": res.seconds, "peak_memory_mb": res.peak_memory_mb}
+
+
+@dataclass(frozen=True)
+class _GroupKey:
+    """What a cached sweep group depends on (the runs themselves)."""
+
+    runs: Tuple[RunConfig, ...]
+
+
+def run(cfg: Fig2Config, cache_dir: Optional[Path] = None, force: bool = False, progress: bool = True) -> Dict:
+    """Train the whole figure. Returns ``{"mi", "labels", "tasks", "critics", "estimates" [R, T], "seconds", ...}``."""
+    runs = run_configs(cfg)
+    estimates = np.zeros((len(runs), len(mi_schedule(cfg.mi_levels, cfg.steps_per_level))))
+    seconds = np.zeros(len(runs))
+    peak = 0.0
+    for group in group_by_architecture(runs):
+        # one cache entry per (critic, task) sweep: an interrupted figure keeps finished groups
+        for task in cfg.tasks:
+            sub = [r for r in group if r.task.name == task]
+            if not sub:
+                continue
+            res = cached(lambda key: _train_group(list(key.runs), cfg.device, progress), _GroupKey(tuple(sub)), cache_dir,
+                         force=force, name=f"fig2-{sub[0].critic}-{task}")
+            idx = [runs.index(r) for r in sub]
+            estimates[idx] = res["estimates"]
+            seconds[idx] = res["seconds"] / len(sub)  # wall seconds per run, amortised over the sweep
+            peak = max(peak, float(res["peak_memory_mb"]))
+    tnce = np.stack([tnce_history(cfg, t) for t in cfg.tasks])
+    return {
+        "mi": mi_schedule(cfg.mi_levels, cfg.steps_per_level), "estimates": estimates, "tnce": tnce,
+        "labels": np.array([_label(r) for r in runs]), "tasks": np.array([r.task.name for r in runs]),
+        "critics": np.array([r.critic for r in runs]), "seconds_per_run": seconds,
+        "steps": estimates.shape[1], "batch_size": cfg.batch_size, "peak_memory_mb": peak,
+        "task_names": np.array(cfg.tasks), "estimator_names": np.array(cfg.estimators),
+    }
+
+
+def _label(r: RunConfig) -> str:
+    for name, (bound, a) in ESTIMATORS.items():
+        if bound == r.bound and a == r.alpha_logit:
+            return name
+    raise KeyError(r.bound)
+
+
+def cap(label: str, batch_size: int) -> Optional[float]:
+    """The estimator's ceiling in nats: ``log K`` for InfoNCE/TNCE, ``1 + log K - log sigma(alpha_logit)`` for I_alpha."""
+    if label in ("InfoNCE", "TNCE"):
+        return math.log(batch_size)
+    bound, alpha_logit = ESTIMATORS.get(label, (None, None))
+    if bound == "interpolated":
+        return 1 + math.log(batch_size) + math.log1p(math.exp(-alpha_logit))  # -log sigmoid(a) = log(1 + e^-a)
+    return None
+
+
+def summary(results: Dict) -> Dict[str, Dict[str, float]]:
+    """Per (task, critic, estimator): mean estimate over the last half of each MI level, and its bias."""
+    mi, est = results["mi"], results["estimates"]
+    levels = np.unique(mi)
+    out: Dict[str, Dict[str, float]] = {}
+    for r in range(len(est)):
+        key = f"{results['tasks'][r]}/{results['critics'][r]}/{results['labels'][r]}"
+        out[key] = {}
+        for level in levels:
+            idx = np.flatnonzero(mi == level)
+            out[key][f"{level:g}"] = float(np.mean(est[r, idx[len(idx) // 2:]]))
+    return out

@@ -1,0 +1,93 @@
+"""Figures for Poole et al. Fig. 2: estimates over training, and the critics' efficiency-accuracy trade-off."""
+from __future__ import annotations
+
+from typing import Dict
+
+import numpy as np
+import matplotlib.pyplot as plt
+
+from . import COLORS, style
+from ..experiments.gaussian import cap
+
+
+def ema(values: np.ndarray, span: int) -> np.ndarray:
+    """Exponential moving average with ``alpha = 2 / (span + 1)``, bias-corrected like pandas' ``adjust=True``."""
+    values = np.asarray(values, dtype=float)
+    a = 2.0 / (span + 1.0)
+    num, den, out = 0.0, 0.0, np.empty_like(values)
+    for t, v in enumerate(values):
+        num = (1 - a) * num + v
+        den = (1 - a) * den + 1.0
+        out[t] = num / den
+    return out
+
+
+def plot_estimates(results: Dict, span: int = 200) -> plt.Figure:
+    """Rows: tasks; columns: estimators (TNCE last). Light: raw estimates; dark: EMA; black: true MI; dashed: cap."""
+    style()
+    tasks = list(results["task_names"])
+    names = list(results["estimator_names"]) + ["TNCE"]
+    mi, k = results["mi"], int(results["batch_size"])
+    steps = np.arange(len(mi))
+    span = max(2, min(span, len(mi) // 10))
+    fig, axes = plt.subplots(len(tasks), len(names), figsize=(1.9 * len(names), 2.0 * len(tasks) + 0.6),
+                             sharex=True, sharey=True, squeeze=False)
+    top = float(np.max(mi)) + 2.5
+    for row, task in enumerate(tasks):
+        for col, name in enumerate(names):
+            ax = axes[row, col]
+            if name == "TNCE":
+                curves = [("true p(y|x)", results["tnce"][row], COLORS["bilinear"])]
+            else:
+                sel = (results["tasks"] == task) & (results["labels"] == name)
+                curves = [(c, results["estimates"][np.flatnonzero(sel & (results["critics"] == c))[0]], COLORS[c])
+                          for c in ("concat", "separable") if np.any(sel & (results["critics"] == c))]
+            for label, values, color in curves:
+                ax.plot(steps, np.clip(values, -5, top + 5), color=color, alpha=0.2, lw=0.6)
+                ax.plot(steps, ema(values, span), color=color, lw=1.2, label="joint" if label == "concat" else label)
+            ax.plot(steps, mi, color=COLORS["true"], lw=1.0, label="true MI")
+            c = cap(name, k)
+            if c is not None:
+                ax.axhline(c, color=COLORS["cap"], ls="--", lw=0.8)
+            ax.set_ylim(-1.0, top)
+            if row == 0:
+                ax.set_title(name.replace("alpha", "α"))
+            if col == 0:
+                ax.set_ylabel(f"{task}\nnats")
+            if row == len(tasks) - 1:
+                ax.set_xlabel("step")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False, bbox_to_anchor=(0.5, -0.02))
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    return fig
+
+
+def mean_abs_error(results: Dict) -> np.ndarray:
+    """Per run: mean |estimate - true MI| over the second half of every MI level (the settled part)."""
+    mi, est = results["mi"], results["estimates"]
+    errs = []
+    for level in np.unique(mi):
+        idx = np.flatnonzero(mi == level)
+        idx = idx[len(idx) // 2:]
+        errs.append(np.abs(est[:, idx].mean(1) - level))
+    return np.mean(errs, axis=0)
+
+
+def plot_tradeoff(results: Dict) -> plt.Figure:
+    """Wall-clock per run (x, log) against error (y): one point per (critic, estimator, task)."""
+    style()
+    err = mean_abs_error(results)
+    secs = np.asarray(results["seconds_per_run"], dtype=float)
+    fig, ax = plt.subplots(figsize=(5.2, 3.4))
+    markers = {t: m for t, m in zip(results["task_names"], ("o", "s", "^"))}
+    for c, name in (("concat", "joint"), ("separable", "separable")):
+        for t in results["task_names"]:
+            sel = (results["critics"] == c) & (results["tasks"] == t)
+            if np.any(sel):
+                ax.scatter(secs[sel], err[sel], color=COLORS[c], marker=markers[t], label=f"{name}, {t}", alpha=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("wall seconds per run (amortised over the batched sweep)")
+    ax.set_ylabel("mean |estimate − true MI| (nats)")
+    ax.legend(frameon=False)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,93 @@
+"""Figures for the Tschannen et al. (2019) critique (chapter ``book/critique.md``). They never train."""
+from __future__ import annotations
+
+from typing import Dict, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from . import COLORS, style
+
+BOUND_LABEL = {"nce": r"$I_{NCE}$", "nwj": r"$I_{NWJ}$"}
+BOUND_COLOR = {"nce": "#1f77b4", "nwj": "#ff7f0e"}
+CRITIC_COLOR = {"bilinear": COLORS["bilinear"], "separable": COLORS["separable"], "mlp": "#9467bd"}
+
+
+def _ema(x: np.ndarray, span: int) -> np.ndarray:
+    a, out, m = 2.0 / (span + 1.0), np.empty(len(x)), x[0]
+    for i, xi in enumerate(x):
+        m = a * xi + (1 - a) * m
+        out[i] = m
+    return out
+
+
+def _band(ax, steps, runs: np.ndarray, color: str, label: str, ls: str = "-") -> None:
+    """Mean over runs (rows) as a line, min-max as a light band."""
+    runs = np.atleast_2d(runs)
+    ax.plot(steps, runs.mean(0), color=color, ls=ls, label=label, marker="o", ms=3)
+    if runs.shape[0] > 1:
+        ax.fill_between(steps, runs.min(0), runs.max(0), color=color, alpha=0.2, lw=0)
+
+
+def _baseline(ax, value: float) -> None:
+    ax.axhline(value, color=COLORS["true"], ls="--", lw=1, label=f"raw pixels + noise ({value:.3f})")
+
+
+def fig_noniid(res: Dict, span: int = 50) -> plt.Figure:
+    """Fig. 4c: trained-critic estimates on i.i.d. vs shared-Z batches, against the true MI."""
+    style()
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
+    for ax, b in zip(axes, ("nce", "nwj")):
+        for mode, color, label in (("iid", "#7f7f7f", "i.i.d. batches"), ("shared_z", BOUND_COLOR[b], "shared-Z batches")):
+            tr = np.atleast_2d(res["trace"][b][mode])
+            for r in tr:
+                ax.plot(r, color=color, alpha=0.15, lw=0.5)
+            ax.plot(_ema(tr.mean(0), span), color=color, lw=1.8, label=f"{label} (EMA)")
+        ax.axhline(res["true_mi"], color=COLORS["true"], ls="--", lw=1, label=f"true I(X;Y) = {res['true_mi']:.4f}")
+        ax.set_title(f"{BOUND_LABEL[b]} with a trained critic")
+        ax.set_xlabel("training step")
+    axes[0].set_ylabel("estimate (nats)")
+    axes[0].legend(loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def fig_invertible(res: Dict, bounds: Sequence[str] = ("nce", "nwj")) -> plt.Figure:
+    """Fig. 1a,b: test bound and probe accuracy over training, invertible encoders (MI constant)."""
+    style()
+    fig, (a, b_ax) = plt.subplots(1, 2, figsize=(9, 3.4))
+    for b in bounds:
+        r = res[b]
+        _band(a, r["steps"], r["test_bound"], BOUND_COLOR[b], BOUND_LABEL[b])
+        _band(b_ax, r["steps"], r["accuracy"], BOUND_COLOR[b], f"trained with {BOUND_LABEL[b]}")
+    a.set_title("(a) bound on test pairs; true MI never changes")
+    a.set_xlabel("training step")
+    a.set_ylabel("nats")
+    a.legend()
+    _baseline(b_ax, res["pixel_baseline"])
+    b_ax.set_title("(b) linear-probe accuracy of g1(top half)")
+    b_ax.set_xlabel("training step")
+    b_ax.set_ylabel("test accuracy")
+    b_ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def fig_critics(res: Dict, bound: str = "nce") -> plt.Figure:
+    """Fig. 3: bound and probe accuracy under bilinear, separable and MLP critics."""
+    style()
+    fig, (a, b_ax) = plt.subplots(1, 2, figsize=(9, 3.4))
+    for c, r in res[bound].items():
+        _band(a, r["steps"], r["test_bound"], CRITIC_COLOR.get(c, "k"), c)
+        _band(b_ax, r["steps"], r["accuracy"], CRITIC_COLOR.get(c, "k"), c)
+    a.set_title(f"(a) {BOUND_LABEL[bound]} on test pairs")
+    a.set_xlabel("training step")
+    a.set_ylabel("nats")
+    a.legend()
+    _baseline(b_ax, res["pixel_baseline"])
+    b_ax.set_title("(b) linear-probe accuracy of g1(top half)")
+    b_ax.set_xlabel("training step")
+    b_ax.set_ylabel("test accuracy")
+    b_ax.legend()
+    fig.tight_layout()
+    return fig
