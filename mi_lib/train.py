@@ -64,8 +64,7 @@ class RunConfig:
     def arch_key(self) -> tuple:
         """Runs with equal keys can be stacked into one sweep."""
         return (self.critic, self.task.dim, self.batch_size, self.mi_levels, self.steps_per_level, self.lr,
-                self.hidden_dim, self.layers, self.embed_dim, self.needs_baseline, self.baseline_hidden,
-                self.baseline_layers)
+                self.hidden_dim, self.layers, self.embed_dim, self.baseline_hidden, self.baseline_layers)
 
 
 class GaussianStream:
@@ -224,31 +223,37 @@ def _train_chunk(configs: List[RunConfig], dev: torch.device, dtype, progress: b
     modules = [build_modules(c, dtype) for c in configs]
     stack_cls = StackedSeparable if first.critic == "separable" else StackedConcat
     critic = stack_cls([m[0] for m in modules], dev, dtype)
-    baseline = StackedBaseline([m[1] for m in modules], dev, dtype) if first.needs_baseline else None
+    # baselines only for the runs whose bound has one; b_pos[r] is run r's row in the baseline stack
+    with_base = [r for r, c in enumerate(configs) if c.needs_baseline]
+    baseline = StackedBaseline([modules[r][1] for r in with_base], dev, dtype) if with_base else None
+    b_pos = {r: i for i, r in enumerate(with_base)}
     params = critic.parameters() + ([] if baseline is None else baseline.parameters())
     opt = torch.optim.Adam(params, lr=first.lr, **({"fused": True} if dev.type == "cuda" else {"foreach": True}))
     mi = mi_schedule(first.mi_levels, first.steps_per_level)
     stream_keys = sorted({(c.task, c.seed) for c in configs}, key=repr)
     streams = [GaussianStream(t, s, first.batch_size, mi, dev, dtype) for t, s in stream_keys]
     run_stream = torch.tensor([stream_keys.index((c.task, c.seed)) for c in configs], device=dev)
+    base_stream = run_stream[with_base] if with_base else None
     # runs grouped by bound, so each bound's batched core is called once per step on its sub-stack
     by_bound: Dict[str, List[int]] = {}
     for r, c in enumerate(configs):
         by_bound.setdefault(c.bound, []).append(r)
-    groups = [(get_bound(b), torch.tensor(idx, device=dev),
-               torch.tensor([0.0 if configs[i].alpha_logit is None else configs[i].alpha_logit for i in idx],
-                            device=dev, dtype=dtype)) for b, idx in by_bound.items()]
+    groups = []
+    for b, idx in by_bound.items():
+        alphas = [0.0 if configs[i].alpha_logit is None else configs[i].alpha_logit for i in idx]
+        bidx = torch.tensor([b_pos[i] for i in idx], device=dev) if get_bound(b).needs_baseline else None
+        groups.append((get_bound(b), torch.tensor(idx, device=dev), torch.tensor(alphas, device=dev, dtype=dtype), bidx))
     states: List[Optional[torch.Tensor]] = [None] * len(groups)
     estimates = torch.empty(len(configs), len(mi), dtype=dtype, device=dev)
     with _progress(len(mi), f"sweep {first.critic} x{len(configs)}", progress) as bar:
         for step in range(len(mi)):
             xs, ys = zip(*(s.batch(step) for s in streams))
-            x, y = torch.stack(xs)[run_stream], torch.stack(ys)[run_stream]  # [R, K, d]
-            scores = critic(x, y)  # [R, K, K]
-            log_b = baseline(y) if baseline is not None else None  # [R, K]
+            x_s, y_s = torch.stack(xs), torch.stack(ys)  # [streams, K, d]
+            scores = critic(x_s[run_stream], y_s[run_stream])  # [R, K, K]
+            log_b = baseline(y_s[base_stream]) if baseline is not None else None  # [R_baseline, K]
             total = 0.0
-            for g, (spec, idx, alpha) in enumerate(groups):
-                b = None if log_b is None else log_b[idx]
+            for g, (spec, idx, alpha, bidx) in enumerate(groups):
+                b = None if bidx is None else log_b[bidx]
                 value, states[g] = spec.train_value(scores[idx], b, alpha, states[g])
                 estimates[idx, step] = value.detach()
                 total = total + value.sum()

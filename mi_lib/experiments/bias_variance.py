@@ -63,7 +63,7 @@ class BiasVarianceConfig:
 
 CONFIGS: Dict[str, BiasVarianceConfig] = {
     "smoke": BiasVarianceConfig(mi_levels=(0.0, 4.0, 10.0), batch_sizes=(16, 64), n_reps=100),
-    "quick": BiasVarianceConfig(batch_sizes=(64, 512), n_reps=400),
+    "quick": BiasVarianceConfig(batch_sizes=(16, 64), n_reps=400),
     "paper": BiasVarianceConfig(mi_levels=tuple(float(i) for i in np.arange(0, 10.5, 0.5)),
                                 batch_sizes=(16, 64, 512), n_reps=20000, device="auto",
                                 max_elements=2 ** 26, num_threads=None),
@@ -109,11 +109,14 @@ def log_conditional(x: torch.Tensor, y: torch.Tensor, rho: float) -> torch.Tenso
     return -0.5 * sq / var - 0.5 * d * math.log(2.0 * math.pi * var)
 
 
+def log_marginal(y: torch.Tensor) -> torch.Tensor:
+    r""":math:`\log p(y_j) = \log N(y_j; 0, I_d)`, ``[..., K, d] -> [..., K]``."""
+    return -0.5 * (y * y).sum(-1) - 0.5 * y.shape[-1] * math.log(2.0 * math.pi)
+
+
 def optimal_scores(x: torch.Tensor, y: torch.Tensor, rho: float) -> torch.Tensor:
     r""":math:`f^*(x_i, y_j) = \log p(y_j|x_i) - \log p(y_j)`, ``[..., K, d] x2 -> [..., K, K]``."""
-    d = x.shape[-1]
-    log_py = -0.5 * (y * y).sum(-1) - 0.5 * d * math.log(2.0 * math.pi)  # [..., K]
-    return log_conditional(x, y, rho) - log_py.unsqueeze(-2)
+    return log_conditional(x, y, rho) - log_marginal(y).unsqueeze(-2)
 
 
 def tnce(log_cond: torch.Tensor) -> torch.Tensor:
@@ -134,9 +137,7 @@ def evaluate_estimators(x: torch.Tensor, y: torch.Tensor, rho: float, alphas: Tu
     """Every Fig. 3 estimate on a stack of minibatches: ``[R, K, d] x2 -> [E, R]``."""
     k = x.shape[-2]
     log_cond = log_conditional(x, y, rho)  # [R, K, K]
-    d = x.shape[-1]
-    log_py = -0.5 * (y * y).sum(-1) - 0.5 * d * math.log(2.0 * math.pi)
-    scores = log_cond - log_py.unsqueeze(-2)  # f*, [R, K, K]
+    scores = log_cond - log_marginal(y).unsqueeze(-2)  # f*, [R, K, K]
     ones = torch.ones(k, dtype=x.dtype, device=x.device)
     zeros = torch.zeros(k, dtype=x.dtype, device=x.device)
     rows = [B._tuba(scores + 1.0, ones), B._infonce(scores), tnce(log_cond)]  # NWJ(f*+1), NCE, TNCE

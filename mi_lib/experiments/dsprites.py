@@ -56,6 +56,7 @@ class DSpritesConfig:
     disc_steps: int = 3  # discriminator updates per encoder step (fresh shuffles each)
     lambda_smooth: float = 10.0
     lr: float = 1e-3
+    disc_lr: float = 5e-3  # the discriminator must keep up with the encoder
     critic_hidden: int = 128
     eval_per_position: int = 8  # eval set: this many random sprites at each of 32x32 positions
     n_bins: int = 20  # discretisation of the latents for the MIG
@@ -145,7 +146,7 @@ def train(cfg: DSpritesConfig, data: DSprites, device: torch.device):
     critic = ConcatCritic(cfg.n_latents, cfg.n_latents, cfg.critic_hidden, 2).to(device)
     disc = mlp(cfg.n_latents, cfg.critic_hidden, 1, 2).to(device)
     opt = torch.optim.Adam([*enc.parameters(), *critic.parameters()], lr=cfg.lr)
-    opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr)
+    opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.disc_lr)
     hist = {k: np.zeros(cfg.steps) for k in ("mi", "tc", "smooth")}
     for t in tqdm(range(cfg.steps), disable=not cfg.progress, desc="dsprites"):
         idx = rng.integers(0, len(data), cfg.batch_size)

@@ -123,17 +123,13 @@ def run(cfg: Fig2Config, cache_dir: Optional[Path] = None, force: bool = False, 
     seconds = np.zeros(len(runs))
     peak = 0.0
     for group in group_by_architecture(runs):
-        # one cache entry per (critic, task) sweep: an interrupted figure keeps finished groups
-        for task in cfg.tasks:
-            sub = [r for r in group if r.task.name == task]
-            if not sub:
-                continue
-            res = cached(lambda key: _train_group(list(key.runs), cfg.device, progress), _GroupKey(tuple(sub)), cache_dir,
-                         force=force, name=f"fig2-{sub[0].critic}-{task}")
-            idx = [runs.index(r) for r in sub]
-            estimates[idx] = res["estimates"]
-            seconds[idx] = res["seconds"] / len(sub)  # wall seconds per run, amortised over the sweep
-            peak = max(peak, float(res["peak_memory_mb"]))
+        # one cache entry per critic sweep (both tasks): an interrupted figure keeps finished sweeps
+        res = cached(lambda key: _train_group(list(key.runs), cfg.device, progress), _GroupKey(tuple(group)),
+                     cache_dir, force=force, name=f"fig2-{group[0].critic}")
+        idx = [runs.index(r) for r in group]
+        estimates[idx] = res["estimates"]
+        seconds[idx] = res["seconds"] / len(group)  # wall seconds per run, amortised over the sweep
+        peak = max(peak, float(res["peak_memory_mb"]))
     tnce = np.stack([tnce_history(cfg, t) for t in cfg.tasks])
     return {
         "mi": mi_schedule(cfg.mi_levels, cfg.steps_per_level), "estimates": estimates, "tnce": tnce,

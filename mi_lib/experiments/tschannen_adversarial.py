@@ -31,6 +31,9 @@ class AdversarialConfig:
     batch_size: int = 128
     lr: float = 1e-4
     clf_lr: float = 1e-3
+    clf_steps: int = 1  # classifier updates per encoder update (on the same batch)
+    adversary: str = "logistic"  # or "ridge": closed-form linear fit on half a batch, scored on the other half
+    ridge: float = 1.0
     eval_every: int = 1000
     probe_max_iter: int = 100
     n_runs: int = 1
@@ -44,6 +47,22 @@ CONFIGS = {
                                eval_every=50),
     "paper": AdversarialConfig(source="full", n_runs=3),
 }
+
+
+def ridge_heldout_loss(feats: torch.Tensor, y: torch.Tensor, ridge: float) -> torch.Tensor:
+    r"""Squared error, on the second half of the batch, of the ridge fit of one-hot labels on the first.
+
+    Features are standardised per dimension (batch statistics) so that rescaling ``g1`` cannot
+    change the loss; the fit is closed form, so the encoder always faces the best linear map.
+    ``feats: [B, d]``, ``y: [B]`` -> scalar.
+    """
+    f = (feats - feats.mean(0)) / (feats.std(0) + 1e-6)
+    f = torch.cat([f, torch.ones(len(f), 1)], 1)
+    t = F.one_hot(y, 10).float()
+    h = len(f) // 2
+    a, b = f[:h], f[h:]
+    w = torch.linalg.solve(a.T @ a + ridge * torch.eye(a.shape[1]), a.T @ t[:h])  # [d + 1, 10]
+    return ((b @ w - t[h:]) ** 2).sum(1).mean()
 
 
 def _run_one(cfg: AdversarialConfig, v, seed: int) -> Dict[str, np.ndarray]:
@@ -68,12 +87,17 @@ def _run_one(cfg: AdversarialConfig, v, seed: int) -> Dict[str, np.ndarray]:
         x = torch.as_tensor(v.x1_train[idx]) + PIXEL_NOISE_STD * torch.randn(cfg.batch_size, 392)
         y = torch.as_tensor(v.y_train[idx])
         # classifier step: fit the labels on the current (detached) features
-        loss_h = F.cross_entropy(clf(g1(x).detach()), y)
-        opt_h.zero_grad()
-        loss_h.backward()
-        opt_h.step()
+        feats = g1(x).detach()
+        for _ in range(cfg.clf_steps):
+            loss_h = F.cross_entropy(clf(feats), y)
+            opt_h.zero_grad()
+            loss_h.backward()
+            opt_h.step()
         # encoder step: make the classifier's predictions uniform (cross-entropy to the uniform target)
-        loss_g = -F.log_softmax(clf(g1(x)), dim=1).mean()
+        if cfg.adversary == "ridge":
+            loss_g = -ridge_heldout_loss(g1(x), y, cfg.ridge)
+        else:
+            loss_g = -F.log_softmax(clf(g1(x)), dim=1).mean()
         opt_g.zero_grad()
         loss_g.backward()
         opt_g.step()
