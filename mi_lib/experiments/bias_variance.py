@@ -14,7 +14,7 @@ critic allows):
 * ``NWJ``: :math:`I_\text{NWJ}(f^* + 1)`, NWJ's own optimum; unbiased.
 * ``InfoNCE``: :math:`I_\text{NCE}(f^*)`; capped at :math:`\log K`.
 * ``TNCE``: InfoNCE with :math:`\log p(y|x)`, normalised over the ``x``'s in the batch
-  for each ``y`` (Poole et al. Eq. 12). It equals ``InfoNCE(f^*)`` in distribution.
+  for each ``y`` (the minibatch estimate of p(y) in the denominator). It equals ``InfoNCE(f^*)`` in distribution.
 * ``I_alpha``: :math:`I_\alpha(f^*, a(y) = 1)`. With :math:`f = \log p(y|x)/p(y) + c` the
   ideal baseline is the partition :math:`\mathbb{E}_{p(x)}e^{f} = e^{c}`; for ``c = 0``
   that is ``a(y) = 1``, i.e. ``log_baseline = 0``. Then ``alpha -> 0`` is exactly the
@@ -120,7 +120,7 @@ def optimal_scores(x: torch.Tensor, y: torch.Tensor, rho: float) -> torch.Tensor
 
 
 def tnce(log_cond: torch.Tensor) -> torch.Tensor:
-    r"""I_TNCE (Poole et al. Eq. 12) on a stack ``[..., K, K]`` of :math:`\log p(y_j|x_i)`.
+    r"""I_TNCE on a stack ``[..., K, K]`` of :math:`\log p(y_j|x_i)`.
 
     :math:`\frac1K\sum_i \log p(y_i|x_i) - \log\frac1K\sum_j p(y_i|x_j)`: each ``y_i`` is
     normalised over the ``x``'s, i.e. InfoNCE on the transpose.

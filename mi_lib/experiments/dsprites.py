@@ -50,13 +50,13 @@ class DSpritesConfig:
     batch_size: int = 64
     n_latents: int = 10
     width: int = 16  # channels of the conv encoder
-    noise_std: float = 0.3  # sigma of the channel y = mu(x) + sigma * eps
-    beta_tc: float = 1.0
-    dependency: str = "discriminator"  # or "hsic": pairwise normalised HSIC between latents
+    noise_std: float = 0.1  # sigma of the channel y = mu(x) + sigma * eps
+    beta_tc: float = 20.0  # weight of the total-correlation penalty
+    dependency: str = "discriminator"  # or "hsic": pairwise normalised HSIC of mu (an alternative)
     disc_steps: int = 3  # discriminator updates per encoder step (fresh shuffles each)
-    lambda_smooth: float = 10.0
+    lambda_smooth: float = 100.0  # weight of the smoothness penalty
     lr: float = 1e-3
-    disc_lr: float = 5e-3  # the discriminator must keep up with the encoder
+    disc_lr: float = 1e-3
     critic_hidden: int = 128
     eval_per_position: int = 8  # eval set: this many random sprites at each of 32x32 positions
     n_bins: int = 20  # discretisation of the latents for the MIG

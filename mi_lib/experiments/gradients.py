@@ -41,7 +41,6 @@ chapter shows both.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
@@ -102,7 +101,7 @@ def estimator_alphas(alpha_logits: Tuple[float, ...]) -> np.ndarray:
 
 def gradient_estimates(x: torch.Tensor, eps: torch.Tensor, rho0: float,
                        alpha_logits: Tuple[float, ...]) -> torch.Tensor:
-    r"""Per-repetition :math:`\partial \hat I/\partial\rho_c` at :math:`\rho = \rho_0 1`: ``[R, K, d] x2 -> [E, R, d]``.
+    r"""Per-repetition :math:`\partial \hat I/\partial\rho_c` at :math:`\rho_c = \rho_0`: ``[R, K, d] x2 -> [E, R, d]``.
 
     Each (estimator, repetition) has its own leaf copy of the vector :math:`\rho`, so
     one backward pass of the summed bounds returns every gradient; the critic uses the
@@ -135,7 +134,8 @@ def _cell(config: GradientConfig, k: int, mi: float, gen: torch.Generator, devic
 
 def _best(mse: np.ndarray, alphas: np.ndarray, names: List[str]) -> Dict[str, np.ndarray]:
     """Lowest-MSE alpha per (K, MI): over every estimator (NWJ = 0, InfoNCE = 1) and over the grid only."""
-    best, best_grid = mse.argmin(0), 2 + mse[2:].argmin(0)
+    best = mse.argmin(0)
+    best_grid = 2 + mse[2:].argmin(0) if mse.shape[0] > 2 else best
     return {"alpha": alphas[best], "estimator": np.array(names)[best], "alpha_grid": alphas[best_grid]}
 
 

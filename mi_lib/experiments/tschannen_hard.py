@@ -45,7 +45,7 @@ def log10_condition_numbers(encoder: nn.Module, x: torch.Tensor) -> np.ndarray:
     with torch.no_grad():
         jac = vmap(jacrev(lambda v: encoder(v[None])[0]))(x)  # [N, d_out, d_in]
         s = torch.linalg.svdvals(jac.double())
-    return torch.log10(s[:, 0] / s[:, -1]).numpy()
+    return torch.log10(s[:, 0] / s[:, -1]).cpu().numpy()
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,7 @@ class HardConfig:
     probe_max_iter: int = 100
     n_jacobian: int = 64
     seed: int = 0
+    device: str = "cpu"  # the notebook passes the resolved device
 
 
 CONFIGS = {
@@ -80,9 +81,9 @@ def run(cfg: HardConfig) -> Dict:
     v = load_views(cfg.source, cfg.n_train or None, cfg.n_test or None, cfg.seed)
     torch.manual_seed(cfg.seed)
     g1, g2 = ResidualMLP(392, cfg.n_layers, cfg.init_scale), ResidualMLP(392, cfg.n_layers, cfg.init_scale)
-    x_jac = torch.as_tensor(v.x1_test_noisy[: cfg.n_jacobian])
+    x_jac = torch.as_tensor(v.x1_test_noisy[: cfg.n_jacobian], device=cfg.device)
     spec = TrainSpec(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, eval_every=cfg.eval_every,
-                     probe_max_iter=cfg.probe_max_iter)
+                     probe_max_iter=cfg.probe_max_iter, device=cfg.device)
     res = train_views(g1, g2, make_critic(cfg.critic, 392), cfg.bound, v, spec, cfg.seed,
                       on_eval=lambda step: {"log10_cond": np.percentile(log10_condition_numbers(g1, x_jac),
                                                                          PERCENTILES)})

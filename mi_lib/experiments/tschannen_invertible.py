@@ -33,6 +33,7 @@ class InvertibleConfig:
     probe_max_iter: int = 100
     n_runs: int = 1
     seed: int = 0
+    device: str = "cpu"  # the notebook passes the resolved device
 
 
 CONFIGS = {
@@ -46,7 +47,7 @@ CONFIGS = {
 
 def spec_of(cfg) -> TrainSpec:
     return TrainSpec(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, eval_every=cfg.eval_every,
-                     probe_max_iter=cfg.probe_max_iter)
+                     probe_max_iter=cfg.probe_max_iter, device=cfg.device)
 
 
 def flows_for(cfg: InvertibleConfig, seed: int) -> Tuple[FlowEncoder, FlowEncoder]:

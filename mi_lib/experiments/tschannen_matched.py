@@ -57,6 +57,7 @@ class MatchedConfig:
     eval_every: int = 1000
     probe_max_iter: int = 100
     seed: int = 0
+    device: str = "cpu"  # the notebook passes the resolved device
 
 
 CONFIGS = {
@@ -75,7 +76,7 @@ def run(cfg: MatchedConfig) -> Dict:
     """``t<target>/<encoder>/{steps, test_bound, accuracy, train_bound}`` plus ``pixel_baseline``."""
     v = load_views(cfg.source, cfg.n_train or None, cfg.n_test or None, cfg.seed)
     spec = TrainSpec(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, eval_every=cfg.eval_every,
-                     probe_max_iter=cfg.probe_max_iter)
+                     probe_max_iter=cfg.probe_max_iter, device=cfg.device)
     out: Dict = {"pixel_baseline": pixel_baseline(v), "source": v.source, "targets": np.asarray(cfg.targets)}
     for t in cfg.targets:
         key = f"t{t:g}"

@@ -29,7 +29,7 @@ def _alpha_of(name: str) -> Optional[float]:
 
 def _label(name: str) -> str:
     a = _alpha_of(name)
-    return name if a is None else rf"$I_\alpha$, $\alpha$={a:.2g}"
+    return name if a is None else rf"$I_\alpha$, $\alpha$={a:.3g}"
 
 
 def estimator_colors(names: Sequence[str]) -> Dict[str, Any]:
@@ -47,8 +47,9 @@ def estimator_colors(names: Sequence[str]) -> Dict[str, Any]:
     return out
 
 
-def _positive(v: np.ndarray) -> np.ndarray:
-    return np.where(v > 0, v, np.nan)  # log axes: MI = 0 gives exactly 0
+def _positive(v: np.ndarray, floor: float = 1e-9) -> np.ndarray:
+    """NaN where ``v <= floor``: at MI = 0 the variance is 0 up to rounding, which a log axis cannot show."""
+    return np.where(v > floor, v, np.nan)
 
 
 def plot_bias_variance(results: Mapping[str, Any]) -> plt.Figure:
@@ -101,7 +102,7 @@ def _best_alpha_panel(ax: plt.Axes, results: Mapping[str, Any], key: str = "best
                            for i in range(len(levels))])
     norm = BoundaryNorm(np.arange(len(levels) + 1) - 0.5, cmap.N)
     im = ax.imshow(idx, origin="lower", aspect="auto", cmap=cmap, norm=norm)
-    tick = ["NWJ" if a == 0 else "NCE" if a == 1 else f"{a:.2g}" for a in levels]
+    tick = ["NWJ" if a == 0 else "NCE" if a == 1 else f"{a:.3g}" for a in levels]
     for (ik, im_), v in np.ndenumerate(idx):
         ax.text(im_, ik, tick[v], ha="center", va="center", fontsize=6.5,
                 color="white" if v > len(levels) / 2 else "black")

@@ -31,7 +31,7 @@ def mathtext(label: str) -> str:
     return re.sub(r"\\[Bb]ig[lr]?(?![a-zA-Z])", "", label)
 
 
-def wrap_label(label: str, width: int = 18) -> str:
+def wrap_label(label: str, width: int = 16) -> str:
     """Break a label into lines of about ``width`` characters, never inside ``$...$``."""
     words = re.findall(r"\$[^$]*\$|\S+", label)
     lines, cur = [], ""
@@ -68,7 +68,7 @@ def tree_layout(nodes: List[Dict[str, object]]) -> Dict[str, Tuple[float, float]
     return pos
 
 
-def bounds_map_figure(nodes: Optional[List[Dict[str, object]]] = None, figsize=(10.0, 6.2)) -> "plt.Figure":
+def bounds_map_figure(nodes: Optional[List[Dict[str, object]]] = None, figsize=(10.0, 6.6)) -> "plt.Figure":
     """Draw the bounds tree. Every node box is a ``FancyBboxPatch`` with ``gid = "node:<name>"``.
 
     ``nodes`` defaults to :func:`mi_lib.tables.graph_nodes` (structured nodes + registry).
@@ -78,7 +78,7 @@ def bounds_map_figure(nodes: Optional[List[Dict[str, object]]] = None, figsize=(
     nodes = graph_nodes() if nodes is None else nodes
     pos = tree_layout(nodes)
     fig, ax = plt.subplots(figsize=figsize)
-    w, h = 0.78, 0.36
+    w, h = 0.9, 0.38
     for n in nodes:  # edges first, under the boxes
         if n["parent"] is None:
             continue
@@ -88,7 +88,7 @@ def bounds_map_figure(nodes: Optional[List[Dict[str, object]]] = None, figsize=(
         if n["approximation"]:
             t = 0.58  # label nearer the child, where sibling edges are apart
             ax.text(x0 + t * (x1 - x0), y0 - h / 2 + t * (y1 - y0 + h), wrap_label(mathtext(str(n["approximation"]))),
-                    fontsize=6.5, ha="center",
+                    fontsize=8, ha="center",
                     va="center", color="#333333",
                     bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.9))
     for n in nodes:
@@ -97,9 +97,9 @@ def bounds_map_figure(nodes: Optional[List[Dict[str, object]]] = None, figsize=(
                              fc=TRACTABILITY_COLORS[str(n["tractability"])], ec="#333333", lw=1.0)
         box.set_gid(f"node:{n['name']}")
         ax.add_patch(box)
-        ax.text(x, y, mathtext(f"${n['symbol']}$"), ha="center", va="center", fontsize=11)
+        ax.text(x, y, mathtext(f"${n['symbol']}$"), ha="center", va="center", fontsize=13)
     handles = [FancyBboxPatch((0, 0), 1, 1, fc=c, ec="#333333", label=k) for k, c in TRACTABILITY_COLORS.items()]
-    ax.legend(handles=handles, loc="upper right", title="tractable for", frameon=False, fontsize=8, title_fontsize=8)
+    ax.legend(handles=handles, loc="upper right", title="tractable for", frameon=False, fontsize=9, title_fontsize=9)
     xs = [p[0] for p in pos.values()]
     ys = [p[1] for p in pos.values()]
     ax.set_xlim(min(xs) - 0.8, max(xs) + 0.8)

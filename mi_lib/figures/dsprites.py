@@ -27,12 +27,16 @@ def _factors(results: Dict[str, Any]) -> Sequence[str]:
 
 
 def activation_curves(results: Dict[str, Any], which: str = "trained", latents: Optional[Sequence[int]] = None) -> plt.Figure:
-    """Average activation of each latent (rows) against each factor's values (columns)."""
+    """Average activation of each latent (rows) against each factor's values (columns).
+
+    Each row is labelled with the factor it shares the most information with (MIG's matrix).
+    """
     style()
     curves = results[which]["curves"]
     factors = _factors(results)
     n_lat = curves[factors[0]].shape[0]
     latents = list(range(n_lat)) if latents is None else list(latents)
+    top = [factors[j] for j in np.argmax(results[which]["mi_matrix"], axis=1)]  # most informative factor
     fig, axes = plt.subplots(len(latents), len(factors), figsize=(1.6 * len(factors), 0.95 * len(latents) + 0.6),
                              sharey=True, squeeze=False)
     for r, l in enumerate(latents):
@@ -53,7 +57,7 @@ def activation_curves(results: Dict[str, Any], which: str = "trained", latents: 
             if r < len(latents) - 1 and f != "shape":
                 ax.set_xticklabels([])
             if c == 0:
-                ax.set_ylabel(f"z{l}", rotation=0, ha="right", va="center", fontsize=9)
+                ax.set_ylabel(f"z{l}\n({top[l]})", rotation=0, ha="right", va="center", fontsize=8)
     fig.suptitle(f"average activation per factor value ({which} encoder)", y=1.0)
     fig.tight_layout(h_pad=0.3, w_pad=0.3)
     return fig
@@ -96,6 +100,7 @@ def disentanglement_scores(results: Dict[str, Any]) -> plt.Figure:
     for off, (which, color) in zip((-0.2, 0.2), (("trained", "#4c72b0"), ("random", "#aaaaaa"))):
         vals = np.append(np.asarray(results[which]["probe"]), results[which]["mig"])
         ax.bar(xs + off, vals, width=0.4, color=color, label=f"{which} encoder")
+    ax.hlines(1 / 3, -0.45, 0.45, colors="k", linestyles="--", lw=0.8, label="chance (shape)")
     ax.set_xticks(xs, labels, fontsize=8)
     ax.set_ylim(min(0.0, ax.get_ylim()[0]), 1.0)
     ax.set_ylabel("score")

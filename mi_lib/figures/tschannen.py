@@ -91,3 +91,67 @@ def fig_critics(res: Dict, bound: str = "nce") -> plt.Figure:
     b_ax.legend()
     fig.tight_layout()
     return fig
+
+
+def fig_adversarial(res: Dict) -> plt.Figure:
+    """Fig. 1c: an invertible encoder trained against linear separability: probe accuracy falls."""
+    style()
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    _band(ax, res["steps"], res["accuracy"], "#d62728", "fresh linear probe on g1(top half)")
+    _band(ax, res["steps"], res["clf_accuracy"], "#7f7f7f", "online logistic classifier", ls=":")
+    _baseline(ax, res["pixel_baseline"])
+    ax.set_title(f"(c) adversarial invertible g1; max |g1^-1(g1(x)) - x| = {res['reconstruction_error']:.1e}")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("test accuracy")
+    ax.legend(loc="lower left")
+    fig.tight_layout()
+    return fig
+
+
+def fig_hard(res: Dict) -> plt.Figure:
+    """Fig. 2: condition number of the encoder Jacobian (percentile bands) beside probe accuracy."""
+    style()
+    fig, (a, b_ax) = plt.subplots(1, 2, figsize=(9, 3.4))
+    steps, c, p = res["steps"], np.asarray(res["log10_cond"]), list(np.asarray(res["percentiles"]))
+    mid = len(p) // 2
+    for lo, hi, alpha in ((0, -1, 0.15), (1, -2, 0.3)):
+        a.fill_between(steps, c[:, lo], c[:, hi], color="#1f77b4", alpha=alpha, lw=0,
+                       label=f"{p[lo]:g}-{p[hi]:g} percentile")
+    a.plot(steps, c[:, mid], color="#1f77b4", marker="o", ms=3, label="median")
+    a.set_title(r"(a) $\log_{10}$ condition number of $\partial g_1/\partial x$")
+    a.set_xlabel("training step")
+    a.legend(loc="upper left")
+    b_ax.plot(steps, res["accuracy"], color="#1f77b4", marker="o", ms=3, label="probe on g1(top half)")
+    _baseline(b_ax, res["pixel_baseline"])
+    b_ax.set_title("(b) linear-probe accuracy")
+    b_ax.set_xlabel("training step")
+    b_ax.set_ylabel("test accuracy")
+    b_ax.legend(loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def fig_matched(res: Dict) -> plt.Figure:
+    """Fig. 4a,b: MLP vs ConvNet encoders trained to a target bound t: bound and probe accuracy."""
+    style()
+    fig, (a, b_ax) = plt.subplots(1, 2, figsize=(9, 3.4))
+    enc_color = {"mlp": "#ff7f0e", "conv": "#2ca02c"}
+    for t, ls in zip(np.atleast_1d(res["targets"]), ("-", "--", ":")):
+        r = res[f"t{t:g}"]
+        for e, rr in r.items():
+            a.plot(rr["steps"], rr["test_bound"], color=enc_color.get(e, "k"), ls=ls, marker="o", ms=3,
+                   label=f"{e}, t = {t:g}")
+            b_ax.plot(rr["steps"], rr["accuracy"], color=enc_color.get(e, "k"), ls=ls, marker="o", ms=3,
+                      label=f"{e}, t = {t:g}")
+        a.axhline(t, color=COLORS["cap"], lw=0.8, ls=ls)
+    a.set_title(r"(a) $I_{NCE}$ on test pairs (loss $|I_{NCE} - t|$)")
+    a.set_xlabel("training step")
+    a.set_ylabel("nats")
+    a.legend()
+    _baseline(b_ax, res["pixel_baseline"])
+    b_ax.set_title("(b) linear-probe accuracy of g1(top half)")
+    b_ax.set_xlabel("training step")
+    b_ax.set_ylabel("test accuracy")
+    b_ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
