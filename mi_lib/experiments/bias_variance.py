@@ -65,7 +65,7 @@ CONFIGS: Dict[str, BiasVarianceConfig] = {
     "smoke": BiasVarianceConfig(mi_levels=(0.0, 4.0, 10.0), batch_sizes=(16, 64), n_reps=100),
     "quick": BiasVarianceConfig(batch_sizes=(16, 64), n_reps=400),
     "paper": BiasVarianceConfig(mi_levels=tuple(float(i) for i in np.arange(0, 10.5, 0.5)),
-                                batch_sizes=(16, 64, 512), n_reps=20000, device="auto",
+                                batch_sizes=(16, 64, 512), n_reps=10000, device="auto",
                                 max_elements=2 ** 26, num_threads=None),
 }
 

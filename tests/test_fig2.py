@@ -1,0 +1,73 @@
+"""Fig. 2: the experiment's claims on a small real run, the figure functions on small arrays."""
+import math
+
+import numpy as np
+import pytest
+
+from mi_lib.experiments import gaussian as G
+from mi_lib.figures.gaussian import ema, mean_abs_error, plot_estimates, plot_tradeoff
+
+CLAIMS = G.Fig2Config(estimators=("NWJ", "InfoNCE"), tasks=("gaussian",), critics=("concat",),
+                      mi_levels=(2.0, 4.0), steps_per_level=300, concat_hidden_dim=128, lr=2e-3, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def claims(tmp_path_factory):
+    return G.run(CLAIMS, cache_dir=tmp_path_factory.mktemp("cache"), progress=False)
+
+
+def _settled(results, label, level):
+    r = list(results["labels"]).index(label)
+    idx = np.flatnonzero(results["mi"] == level)
+    return results["estimates"][r, idx[len(idx) // 2:]]
+
+
+@pytest.mark.slow
+def test_joint_nwj_follows_the_2_and_4_nat_steps(claims):
+    for level in (2.0, 4.0):
+        assert abs(_settled(claims, "NWJ", level).mean() - level) < 1.0
+
+
+@pytest.mark.slow
+def test_infonce_never_exceeds_log_k(claims):
+    r = list(claims["labels"]).index("InfoNCE")
+    assert np.all(claims["estimates"][r] <= math.log(64) + 1e-5)
+    assert np.all(claims["tnce"] <= math.log(64) + 1e-9)
+    # TNCE uses the true conditional: nearly exact at 2 nats, biased low at 4 nats (close to log K)
+    assert abs(claims["tnce"][0, :300].mean() - 2.0) < 0.25
+    assert 2.5 < claims["tnce"][0, 300:].mean() < 4.0
+
+
+def test_cap_lines():
+    assert G.cap("InfoNCE", 64) == math.log(64)
+    assert math.isclose(G.cap("alpha=0.5", 64), 1 + math.log(64) + math.log(2))
+    assert G.cap("NWJ", 64) is None
+
+
+def test_run_configs_cover_the_grid_and_reject_unknown():
+    runs = G.run_configs(G.CONFIGS["paper"])
+    assert len(runs) == 2 * 2 * len(G.ESTIMATORS)
+    assert {r.hidden_dim for r in runs if r.critic == "concat"} == {256}
+    with pytest.raises(ValueError, match="unknown estimators"):
+        G.Fig2Config(estimators=("NCE",))
+
+
+def test_ema_matches_pandas_adjusted_definition():
+    v = np.array([1.0, 3.0, 2.0, 5.0])
+    a = 2 / (3 + 1)
+    w = (1 - a) ** np.arange(4)[::-1]
+    assert math.isclose(ema(v, 3)[-1], float((w * v).sum() / w.sum()))
+
+
+def test_figures_on_small_arrays():
+    steps = 40
+    mi = np.repeat([2.0, 4.0], steps // 2)
+    labels = np.array(["NWJ", "InfoNCE", "NWJ", "InfoNCE"])
+    res = {"mi": mi, "estimates": np.random.default_rng(0).normal(2, 1, (4, steps)), "tnce": np.ones((1, steps)),
+           "labels": labels, "tasks": np.array(["gaussian"] * 4), "critics": np.array(["concat", "concat", "separable", "separable"]),
+           "task_names": np.array(["gaussian"]), "estimator_names": np.array(["NWJ", "InfoNCE"]), "batch_size": 64,
+           "seconds_per_run": np.array([1.0, 1.0, 0.1, 0.1])}
+    fig = plot_estimates(res)
+    assert len(fig.axes) == 3  # NWJ, InfoNCE, TNCE
+    assert len(mean_abs_error(res)) == 4
+    plot_tradeoff(res)
