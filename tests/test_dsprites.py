@@ -197,6 +197,14 @@ def test_figures_build(smoke_results):
     import matplotlib.pyplot as plt
     from mi_lib.figures import dsprites as F
     for fig in (F.activation_curves(smoke_results), F.position_heatmaps(smoke_results),
-                F.disentanglement_scores(smoke_results), F.sprite_grid(D.render(_classes()), ["a"])):
+                F.disentanglement_scores(smoke_results), F.sprite_grid(D.render(_classes()), _classes())):
         assert len(fig.axes) > 0
         plt.close(fig)
+
+
+def test_pairwise_hsic_sees_nonlinear_dependence():
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.rand(256, generator=g) * 2 - 1, torch.rand(256, generator=g) * 2 - 1
+    h = E.pairwise_hsic(torch.stack([a, a, b, a ** 2], 1))
+    assert torch.allclose(torch.diagonal(h), torch.ones(4)) and h[0, 1] == pytest.approx(1.0, abs=1e-5)
+    assert h[0, 2] < 0.05 and h[0, 3] > 0.2  # a and a^2 are uncorrelated but dependent

@@ -204,7 +204,7 @@ class DSprites:
         return render(index_to_latents(idx)) if self.path is None else np.asarray(self.images[idx], np.uint8)
 
     def render_classes(self, classes: np.ndarray) -> np.ndarray:
-        """``[N, 6]`` latent classes -> ``[N, 64, 64]`` images (by index in the loaded file)."""
+        """``[N, 6]`` latent classes -> ``[N, 64, 64]`` images (a loaded file must be the full grid)."""
         return self.render(latents_to_index(classes)) if self.path is not None else render(classes)
 
     def sample(self, batch_size: int, generator: Optional[torch.Generator] = None):

@@ -109,9 +109,16 @@ def disentanglement_scores(results: Dict[str, Any]) -> plt.Figure:
     return fig
 
 
-def sprite_grid(images: np.ndarray, titles: Optional[Sequence[str]] = None, ncols: int = 8) -> plt.Figure:
-    """A grid of ``[N, 64, 64]`` sprites with optional titles."""
+def sprite_title(classes: Sequence[int]) -> str:
+    """Short label of one ``[6]`` latent-class row: shape, then the scale, orientation, posX, posY classes."""
+    c = [int(v) for v in classes]
+    return f"{SHAPE_NAMES[c[1]]}\nsc {c[2]} or {c[3]} x {c[4]} y {c[5]}"
+
+
+def sprite_grid(images: np.ndarray, classes: Optional[np.ndarray] = None, ncols: int = 8) -> plt.Figure:
+    """A grid of ``[N, 64, 64]`` sprites, titled with their ``[N, 6]`` latent classes if given."""
     style()
+    titles = None if classes is None else [sprite_title(c) for c in classes]
     n = len(images)
     nrows = int(np.ceil(n / ncols))
     fig, axes = plt.subplots(nrows, ncols, figsize=(1.3 * ncols, 1.45 * nrows), squeeze=False)
