@@ -8,7 +8,7 @@ from mi_lib.experiments import gaussian as G
 from mi_lib.figures.gaussian import ema, mean_abs_error, plot_estimates, plot_tradeoff
 
 CLAIMS = G.Fig2Config(estimators=("NWJ", "InfoNCE"), tasks=("gaussian",), critics=("concat",),
-                      mi_levels=(2.0, 4.0), steps_per_level=300, concat_hidden_dim=128, lr=2e-3, device="cpu")
+                      mi_levels=(2.0, 4.0), steps_per_level=500, concat_hidden_dim=128, lr=2e-3, device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +34,8 @@ def test_infonce_never_exceeds_log_k(claims):
     assert np.all(claims["estimates"][r] <= math.log(64) + 1e-5)
     assert np.all(claims["tnce"] <= math.log(64) + 1e-9)
     # TNCE uses the true conditional: nearly exact at 2 nats, biased low at 4 nats (close to log K)
-    assert abs(claims["tnce"][0, :300].mean() - 2.0) < 0.25
-    assert 2.5 < claims["tnce"][0, 300:].mean() < 4.0
+    assert abs(claims["tnce"][0, :500].mean() - 2.0) < 0.25
+    assert 2.5 < claims["tnce"][0, 500:].mean() < 4.0
 
 
 def test_cap_lines():
