@@ -11,7 +11,17 @@ from mi_lib.experiments import tschannen_kpair as K
 from mi_lib.probe import linear_probe_accuracy, probe_encoder
 
 matplotlib.use("Agg")
-torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models: one torch and one BLAS thread is as fast, and far faster on a shared CPU."""
+    from threadpoolctl import threadpool_limits
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(1):
+        yield
+    torch.set_num_threads(n)
 
 
 @pytest.mark.parametrize("k,e", [(2, 3), (16, 8), (64, 4)])
@@ -83,9 +93,47 @@ def test_invertible_and_critics_smoke_and_figures(tmp_path):
         assert res[b]["accuracy"].shape == (1, 3) and np.isfinite(res[b]["test_bound"]).all()
         assert res[b]["test_bound"][0, -1] > res[b]["test_bound"][0, 0]  # training raises the bound
         assert (res[b]["test_bound"] <= res["log_k"] + 1e-6).all() if b == "nce" else True
+    again = T.run(T.CONFIGS["smoke"])  # seeded: the same numbers twice in one process
+    np.testing.assert_array_equal(again["nce"]["test_bound"], res["nce"]["test_bound"])
     save_figure(F.fig_invertible(res), tmp_path, "inv")
     cres = C.run(C.CONFIGS["smoke"])
     assert set(cres["nce"]) == {"bilinear", "separable", "mlp"}
     save_figure(F.fig_critics(cres), tmp_path, "crit")
     save_figure(F.fig_noniid(K.run(K.CONFIGS["smoke"])), tmp_path, "noniid")
     assert (tmp_path / "inv.png").exists() and (tmp_path / "crit.png").exists()
+
+
+def test_ridge_adversary_loss_is_scale_invariant_and_rewards_separability():
+    from mi_lib.experiments.tschannen_adversarial import ridge_heldout_loss
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(200) % 10
+    noise = torch.randn(200, 20, generator=g)
+    informative = torch.cat([torch.nn.functional.one_hot(y, 10).float() * 3, noise[:, 10:]], 1)
+    a = ridge_heldout_loss(informative, y, 1.0)
+    assert abs(a - ridge_heldout_loss(5 * informative + 2, y, 1.0)) < 1e-4  # standardised per feature
+    assert a < ridge_heldout_loss(noise, y, 1.0)
+
+
+def test_condition_number_of_linear_map_and_identity():
+    from mi_lib.experiments.tschannen_hard import ResidualMLP, log10_condition_numbers
+    lin = torch.nn.Linear(3, 3, bias=False)
+    with torch.no_grad():
+        lin.weight.copy_(torch.diag(torch.tensor([100.0, 1.0, 10.0])))
+    np.testing.assert_allclose(log10_condition_numbers(lin, torch.randn(4, 3)), 2.0, atol=1e-5)
+    res = ResidualMLP(6, 2, init_scale=0.0)  # exactly the identity
+    np.testing.assert_allclose(log10_condition_numbers(res, torch.randn(3, 6)), 0.0, atol=1e-6)
+
+
+def test_adversarial_hard_matched_smoke_and_figures(tmp_path):
+    pytest.importorskip("mlxtend")
+    from mi_lib.experiments import tschannen_adversarial as A, tschannen_hard as H, tschannen_matched as Mt
+    from mi_lib.figures import save_figure, tschannen as F
+    a = A.run(A.CONFIGS["smoke"])
+    assert a["reconstruction_error"] < 1e-3 and a["accuracy"].shape == (1, 3)
+    h = H.run(H.CONFIGS["smoke"])
+    assert h["log10_cond"].shape == (3, 5) and h["log10_cond"][0, 2] < 0.05  # near identity at the start
+    m = Mt.run(Mt.CONFIGS["smoke"])
+    assert set(m["t2"]) == {"mlp", "conv"}
+    for name, fig in (("adv", F.fig_adversarial(a)), ("hard", F.fig_hard(h)), ("matched", F.fig_matched(m))):
+        save_figure(fig, tmp_path, name)
+        assert (tmp_path / f"{name}.png").exists()

