@@ -53,3 +53,14 @@ def test_errors():
         estimate_mi(x, y, critic="deep")
     with pytest.raises(ValueError, match=r"\[N\] or \[N, d\]"):
         estimate_mi(np.zeros((10, 2, 2)), y[:10])
+
+
+def test_rank_preprocessing_makes_monotone_maps_irrelevant():
+    x, y = _pairs(1500)
+    a = estimate_mi(x, y, steps=30, seed=1)
+    b = estimate_mi(np.sinh(3 * x), np.exp(2 * y) + 5, steps=30, seed=1)  # strictly increasing maps
+    assert a.estimate == b.estimate
+    c = estimate_mi(np.sinh(3 * x), np.exp(2 * y) + 5, steps=30, seed=1, preprocess="standardize")
+    assert c.estimate != a.estimate
+    with pytest.raises(ValueError, match="unknown preprocess"):
+        estimate_mi(x, y, preprocess="whiten")

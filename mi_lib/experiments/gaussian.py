@@ -59,7 +59,7 @@ class Fig2Config:
 CONFIGS = {
     "smoke": Fig2Config(estimators=("NWJ", "InfoNCE", "JS", "alpha=0.5"), mi_levels=(2.0, 4.0), steps_per_level=15,
                         hidden_dim=16, concat_hidden_dim=16, embed_dim=8, baseline_hidden=16, batch_size=16, lr=1e-3),
-    "quick": Fig2Config(steps_per_level=300, hidden_dim=128, concat_hidden_dim=64, embed_dim=32,
+    "quick": Fig2Config(steps_per_level=500, hidden_dim=128, concat_hidden_dim=64, embed_dim=32,
                         baseline_hidden=128, lr=2e-3),
     "paper": Fig2Config(),
 }
