@@ -189,7 +189,9 @@ def _max_runs_per_chunk(cfg: RunConfig, dev: torch.device, memory_budget_mb: Opt
             free, _ = torch.cuda.mem_get_info(dev)
             memory_budget_mb = 0.5 * free / 2**20
         else:
-            memory_budget_mb = 4096.0
+            # measured (benchmarks/bench_sweep.py, 2-core CPU): the joint critic's [R, K, K, H]
+            # activations are fastest in cache-sized chunks; 64 MB is two paper-size runs
+            memory_budget_mb = 64.0
     return max(1, int(memory_budget_mb * 2**20 // per_run))
 
 
