@@ -7,6 +7,7 @@ from typing import Optional, Sequence
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of ``python -m mi_lib``; returns the exit status (1 if a notebook failed, 2 for bad names)."""
     parser = argparse.ArgumentParser(prog="python -m mi_lib", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     rep = sub.add_parser("reproduce", help="run the figure notebooks with papermill")

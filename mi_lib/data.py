@@ -71,9 +71,11 @@ class GaussianTask:
 
     @property
     def name(self) -> str:
+        """"gaussian" or "cubic"."""
         return "cubic" if self.cubic else "gaussian"
 
     def cubic_W(self) -> Optional[torch.Tensor]:
+        """The fixed ``W`` (``[d, d]``) of the cubic task, or ``None`` for the Gaussian task."""
         return cubic_matrix(self.dim, self.w_seed) if self.cubic else None
 
 

@@ -23,6 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @dataclass
 class NotebookRun:
+    """One notebook's outcome: its stem, profile, device, wall seconds and status."""
+
     notebook: str
     profile: str
     device: str
@@ -75,6 +77,7 @@ def run_notebook(path: Path, profile: str, device: str, root: Path = ROOT, force
 
 
 def format_table(runs: Sequence[NotebookRun]) -> str:
+    """The summary table printed at the end of a reproduce run."""
     rows = [("notebook", "profile", "device", "seconds", "status")]
     rows += [(r.notebook, r.profile, r.device, f"{r.seconds:.1f}", r.status) for r in runs]
     widths = [max(len(r[i]) for r in rows) for i in range(4)]

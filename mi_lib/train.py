@@ -59,6 +59,7 @@ class RunConfig:
 
     @property
     def needs_baseline(self) -> bool:
+        """Whether the bound trains a baseline network ``log a(y)`` (TUBA, I_alpha)."""
         return get_bound(self.bound).needs_baseline
 
     def arch_key(self) -> tuple:

@@ -66,6 +66,7 @@ CONFIGS = {
 
 
 def task_of(cfg: Fig2Config, name: str) -> GaussianTask:
+    """The :class:`GaussianTask` called ``name`` ("gaussian" or "cubic") at the config's dimension."""
     if name not in ("gaussian", "cubic"):
         raise ValueError(f"unknown task {name!r}; valid: gaussian, cubic")
     return GaussianTask(dim=cfg.dim, cubic=name == "cubic", w_seed=cfg.w_seed)
