@@ -2,9 +2,13 @@ r"""``estimate_mi``: a variational lower bound on I(X; Y) for your own paired sa
 
 Map each coordinate to normal scores (or standardise it), train a critic under a bound on one split, and report the
 bound averaged over batches of a held-out split (so the critic is not scored on the
-data it was fitted to). The defaults were chosen by ``benchmarks/bench_estimate_defaults.py``
-(results in ``benchmarks/results/estimate_defaults.json``) across Gaussian, cubic,
-heavy-tailed and discrete-valued data; see the README.
+data it was fitted to). The defaults (NWJ, separable critic, rank preprocessing) come from
+``benchmarks/bench_estimate_defaults.py`` (results in
+``benchmarks/results/estimate_defaults.json``), over five data sets with known MI: Gaussians
+of 1, 2 and 10 dimensions, a cubic mixing and heavy-tailed sinh/exp marginals. NWJ with a
+separable critic had a mean absolute error of 0.12 nats in 3.3 s a fit; the most accurate
+setting, SMILE with a joint critic (0.10 nats), took 78 s a fit and is not a strict lower
+bound. Rank preprocessing cut the error of every setting it was tried with.
 """
 from __future__ import annotations
 
@@ -76,7 +80,7 @@ def _rank_gauss(train: torch.Tensor, *others: torch.Tensor):
 PREPROCESS = {"rank": _rank_gauss, "standardize": _standardise}
 
 
-def estimate_mi(x, y, bound: str = "smile", critic: str = "separable", steps: int = 2000, batch_size: int = 128,
+def estimate_mi(x, y, bound: str = "nwj", critic: str = "separable", steps: int = 2000, batch_size: int = 128,
                 lr: float = 5e-4, hidden_dim: int = 128, layers: int = 2, embed_dim: int = 32,
                 test_fraction: float = 0.3, preprocess: str = "rank", seed: int = 0, device: str = "auto",
                 progress: bool = False) -> MIEstimate:
