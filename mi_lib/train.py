@@ -10,11 +10,9 @@ the same :class:`GaussianStream`, so "the same run" really is the same run.
 """
 from __future__ import annotations
 
-import contextlib
-import math
 import resource
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 import torch
 
-from mi_lib import bounds as B
 from mi_lib.critics import BaselineMLP, BilinearCritic, ConcatCritic, GaussianOptimalCritic, SeparableCritic
 from mi_lib.data import GaussianTask, cubic_matrix, mi_schedule, mi_to_rho, rho_to_mi, sample_correlated_gaussian
 

@@ -1,10 +1,9 @@
 """Every figure notebook is committed stripped, with one `parameters` cell of the conventional names."""
 import json
-from pathlib import Path
 
 import pytest
 
-from mi_lib.reproduce import ROOT, discover, run_notebook
+from mi_lib.reproduce import ROOT, discover
 
 NOTEBOOKS = sorted(discover(ROOT).values())
 
