@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
-import torch
 
 from .. import bounds as B
 from ..cache import cached
-from ..data import GaussianTask, mi_schedule
+from ..critics import GaussianOptimalCritic
+from ..data import GaussianTask, mi_schedule, mi_to_rho
 from ..profiles import resolve_device
 from ..train import GaussianStream, RunConfig, group_by_architecture, train_sweep
 
@@ -88,20 +88,21 @@ def run_configs(cfg: Fig2Config) -> List[RunConfig]:
 
 
 def tnce_history(cfg: Fig2Config, task: str, device: str = "cpu") -> np.ndarray:
-    """TNCE at every step, on the batches the trained runs of ``task`` saw (same stream, same seed)."""
+    """TNCE at every step, on the batches the trained runs of ``task`` saw (same stream, same seed).
+
+    The critic is ``GaussianOptimalCritic.log_conditional``, which undoes ``(W y)^3`` for the
+    cubic task; the Jacobian is a factor of ``y`` alone and cancels in TNCE.
+    """
     dev = resolve_device(device)
     mi = mi_schedule(cfg.mi_levels, cfg.steps_per_level)
     t = task_of(cfg, task)
     stream = GaussianStream(t, cfg.seed, cfg.batch_size, mi, dev)
-    w_inv = None if not t.cubic else torch.linalg.inv(t.cubic_W().double()).T.to(dev)
+    critics = {level: GaussianOptimalCritic(mi_to_rho(level, cfg.dim), cfg.dim, t.cubic_W()).to(dev)
+               for level in np.unique(mi)}
     out = np.empty(len(mi))
     for step in range(len(mi)):
         x, y = (v.double() for v in stream.batch(step))
-        if w_inv is not None:  # undo (W y)^3; the Jacobian is a column factor and cancels in TNCE
-            y = torch.sign(y) * y.abs().pow(1 / 3) @ w_inv
-        rho = float(stream.rho[step])
-        log_cond = -((y[None, :, :] - rho * x[:, None, :]) ** 2).sum(-1) / (2 * (1 - rho * rho))  # [K, K]
-        out[step] = B._infonce(log_cond.T).item()
+        out[step] = B.tnce_lower_bound(critics[mi[step]].log_conditional(x, y)).item()
     return out
 
 

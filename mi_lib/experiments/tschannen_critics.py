@@ -11,10 +11,9 @@ from dataclasses import dataclass
 from typing import Dict, Tuple
 
 import numpy as np
-import torch
 
-from .tschannen import load_views, make_critic, pixel_baseline, train_views
-from .tschannen_invertible import InvertibleConfig, flows_for, spec_of
+from .tschannen import load_views, pixel_baseline
+from .tschannen_invertible import InvertibleConfig, repeated_runs
 
 
 @dataclass(frozen=True)
@@ -37,14 +36,5 @@ def run(cfg: CriticsConfig) -> Dict:
     v = load_views(cfg.source, cfg.n_train or None, cfg.n_test or None, cfg.seed)
     out: Dict = {"source": v.source, "pixel_baseline": pixel_baseline(v), "log_k": float(np.log(512))}
     for b in cfg.bounds:
-        out[b] = {}
-        for c in cfg.critics:
-            runs = []
-            for r in range(cfg.n_runs):
-                seed = cfg.seed + 100 * r
-                torch.manual_seed(seed)  # initial weights of the coupling networks and the critic
-                g1, g2 = flows_for(cfg, seed)
-                runs.append(train_views(g1, g2, make_critic(c, 392), b, v, spec_of(cfg), seed))
-            out[b][c] = {k: np.stack([x[k] for x in runs]) for k in ("test_bound", "accuracy", "train_bound")}
-            out[b][c]["steps"] = runs[0]["steps"]
+        out[b] = {c: repeated_runs(cfg, c, b, v) for c in cfg.critics}
     return out

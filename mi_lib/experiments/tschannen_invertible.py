@@ -56,18 +56,25 @@ def flows_for(cfg: InvertibleConfig, seed: int) -> Tuple[FlowEncoder, FlowEncode
             FlowEncoder(392, cfg.n_couplings, cfg.hidden, cfg.coupling, seed=seed + 1))
 
 
+def repeated_runs(cfg: InvertibleConfig, critic: str, bound: str, views) -> Dict:
+    """``cfg.n_runs`` seeded trainings of two flows and ``critic`` under ``bound``, stacked:
+    ``test_bound`` / ``accuracy`` ``[n_runs, n_evals]``, ``train_bound`` ``[n_runs, steps]``, ``steps``."""
+    runs = []
+    for r in range(cfg.n_runs):
+        seed = cfg.seed + 100 * r
+        torch.manual_seed(seed)  # initial weights of the coupling networks and the critic
+        g1, g2 = flows_for(cfg, seed)
+        runs.append(train_views(g1, g2, make_critic(critic, 392), bound, views, spec_of(cfg), seed))
+    out = {k: np.stack([run_[k] for run_ in runs]) for k in ("test_bound", "accuracy", "train_bound")}
+    out["steps"] = runs[0]["steps"]
+    return out
+
+
 def run(cfg: InvertibleConfig) -> Dict:
     """Per bound: ``steps``, ``test_bound`` / ``accuracy`` ``[n_runs, n_evals]``, ``train_bound``
     ``[n_runs, steps]``; plus ``pixel_baseline``, ``source``, ``log_k`` (the I_NCE cap at the eval batch)."""
     v = load_views(cfg.source, cfg.n_train or None, cfg.n_test or None, cfg.seed)
     out: Dict = {"source": v.source, "pixel_baseline": pixel_baseline(v), "log_k": float(np.log(512))}
     for b in cfg.bounds:
-        runs = []
-        for r in range(cfg.n_runs):
-            seed = cfg.seed + 100 * r
-            torch.manual_seed(seed)  # initial weights of the coupling networks and the critic
-            g1, g2 = flows_for(cfg, seed)
-            runs.append(train_views(g1, g2, make_critic(cfg.critic, 392), b, v, spec_of(cfg), seed))
-        out[b] = {k: np.stack([run_[k] for run_ in runs]) for k in ("test_bound", "accuracy", "train_bound")}
-        out[b]["steps"] = runs[0]["steps"]
+        out[b] = repeated_runs(cfg, cfg.critic, b, v)
     return out
