@@ -10,7 +10,9 @@ the same :class:`GaussianStream`, so "the same run" really is the same run.
 """
 from __future__ import annotations
 
+import contextlib
 import resource
+import warnings
 import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -25,6 +27,7 @@ from .registry import get_bound
 from .stacked import StackedBaseline, StackedConcat, StackedSeparable
 
 CRITICS = ("separable", "concat")
+COMPILE_MIN_STEPS = 5000  # train_sweep(compile=None) compiles the bounds from here (CPU, one chunk)
 
 
 @dataclass(frozen=True)
@@ -195,12 +198,21 @@ def _max_runs_per_chunk(cfg: RunConfig, dev: torch.device, memory_budget_mb: Opt
 
 
 def train_sweep(configs: Sequence[RunConfig], device: str = "auto", dtype=torch.float32, progress: bool = True,
-                memory_budget_mb: Optional[float] = None) -> SweepResult:
+                memory_budget_mb: Optional[float] = None, compile: Optional[bool] = None) -> SweepResult:
     """Train runs of one architecture together; chunked automatically when they do not fit in memory.
 
     ``configs`` may differ in bound, ``alpha_logit``, seed and task; everything in
     :meth:`RunConfig.arch_key` must agree. Returns a :class:`SweepResult` with the same
     per-step estimates each run would have had alone.
+
+    ``compile`` runs the bounds (dozens of small ops per run and step) through
+    ``torch.compile``. ``None`` (the default) decides as measured on a 2-core CPU
+    (``benchmarks/bench_sweep.py``): compiling costs about 18 s the first time (2-4 s
+    once inductor's cache is warm) and saves 5-8 ms a step for a 20-run separable sweep,
+    so it pays from a few thousand steps: on a CPU it is used for sweeps of at least
+    :data:`COMPILE_MIN_STEPS` steps that run as one chunk. The joint critic's chunks would
+    each compile again, for a stage that is ~2% of their step, so they stay eager. On
+    CUDA the default is eager until measured. A compiler failure falls back to eager.
     """
     configs = list(configs)
     if not configs:
@@ -215,7 +227,10 @@ def train_sweep(configs: Sequence[RunConfig], device: str = "auto", dtype=torch.
     per_chunk = _max_runs_per_chunk(configs[0], dev, memory_budget_mb)
     chunks = [configs[i: i + per_chunk] for i in range(0, len(configs), per_chunk)]
     t0 = time.perf_counter()
-    estimates = np.concatenate([_train_chunk(c, dev, dtype, progress) for c in chunks])
+    if compile is None:
+        steps = len(mi_schedule(configs[0].mi_levels, configs[0].steps_per_level))
+        compile = dev.type == "cpu" and len(chunks) == 1 and steps >= COMPILE_MIN_STEPS
+    estimates = np.concatenate([_train_chunk(c, dev, dtype, progress, compile) for c in chunks])
     return SweepResult(configs, estimates, mi_schedule(configs[0].mi_levels, configs[0].steps_per_level),
                        time.perf_counter() - t0, _peak_memory_mb(dev), len(chunks))
 
@@ -228,15 +243,88 @@ def group_by_architecture(configs: Sequence[RunConfig]) -> List[List[RunConfig]]
     return list(groups.values())
 
 
-def _train_chunk(configs: List[RunConfig], dev: torch.device, dtype, progress: bool) -> np.ndarray:
+class _BoundStage:
+    """Every run's bound value from the stacked scores, one batched core call per bound.
+
+    Runs arrive sorted by bound, so each bound's runs are one contiguous slice: the scores
+    split into per-bound views with one op and the gradients join back with one.
+    """
+
+    def __init__(self, configs: List[RunConfig], dev, dtype):
+        self.groups, self.sizes, self.base_sizes = [], [], []
+        for b in dict.fromkeys(c.bound for c in configs):
+            idx = [r for r, c in enumerate(configs) if c.bound == b]
+            if idx != list(range(idx[0], idx[0] + len(idx))):
+                raise ValueError("runs must be sorted by bound")
+            spec = get_bound(b)
+            alphas = torch.tensor([0.0 if configs[i].alpha_logit is None else configs[i].alpha_logit for i in idx],
+                                  device=dev, dtype=dtype)
+            self.groups.append((spec, alphas, len(self.base_sizes) if spec.needs_baseline else None))
+            self.sizes.append(len(idx))
+            if spec.needs_baseline:
+                self.base_sizes.append(len(idx))
+
+    def __call__(self, scores: torch.Tensor, log_b: Optional[torch.Tensor], states: List[Optional[torch.Tensor]]):
+        parts = scores.split(self.sizes)  # per bound: [R_b, K, K]
+        base_parts = log_b.split(self.base_sizes) if log_b is not None else None  # [R_b, K]
+        values, new_states = [], []
+        for g, (spec, alpha, bg) in enumerate(self.groups):
+            value, state = spec.train_value(parts[g], None if bg is None else base_parts[bg], alpha, states[g])
+            values.append(value)
+            new_states.append(state)
+        return torch.cat(values), new_states
+
+
+@contextlib.contextmanager
+def _quiet_torch():
+    """Silence torch's own deprecation notices while it imports and runs its compiler."""
+    with warnings.catch_warnings():
+        for category in (DeprecationWarning, FutureWarning):
+            warnings.filterwarnings("ignore", category=category, module=r"torch\.")
+        yield
+
+
+def _compiled(stage: "_BoundStage", compile: bool):
+    """``stage`` compiled with ``torch.compile`` (static shapes), or ``stage`` itself.
+
+    If the compiler fails (no C++ compiler for the CPU backend, an unsupported platform)
+    the first call warns once and the stage runs eagerly: same numbers, only slower.
+    """
+    if not compile:
+        return stage
+    with _quiet_torch():
+        compiled = torch.compile(stage.__call__, dynamic=False)
+    state = {"fn": compiled, "first": True}
+
+    def call(*args):
+        try:
+            if state["first"]:  # the call that compiles
+                state["first"] = False
+                with _quiet_torch():
+                    return state["fn"](*args)
+            return state["fn"](*args)
+        except Exception as err:  # noqa: BLE001 - any compiler failure falls back to the same maths
+            if state["fn"] is stage:
+                raise
+            warnings.warn(f"torch.compile failed ({type(err).__name__}: {err}); running the bounds eagerly")
+            state["fn"] = stage
+            return stage(*args)
+    return call
+
+
+def _train_chunk(configs: List[RunConfig], dev: torch.device, dtype, progress: bool, compile: bool = False) -> np.ndarray:
     first = configs[0]
+    # runs sorted by bound (stable), so each bound's runs are one contiguous slice of the stack:
+    # the scores split into per-bound views with one op, and the gradients join back with one
+    bound_order = {b: i for i, b in enumerate(dict.fromkeys(c.bound for c in configs))}
+    order = sorted(range(len(configs)), key=lambda r: bound_order[configs[r].bound])
+    configs = [configs[r] for r in order]
     modules = [build_modules(c, dtype) for c in configs]
     stack_cls = StackedSeparable if first.critic == "separable" else StackedConcat
     critic = stack_cls([m[0] for m in modules], dev, dtype)
-    # baselines only for the runs whose bound has one; b_pos[r] is run r's row in the baseline stack
+    # baselines only for the runs whose bound has one (in run order, so also contiguous per bound)
     with_base = [r for r, c in enumerate(configs) if c.needs_baseline]
     baseline = StackedBaseline([modules[r][1] for r in with_base], dev, dtype) if with_base else None
-    b_pos = {r: i for i, r in enumerate(with_base)}
     params = critic.parameters() + ([] if baseline is None else baseline.parameters())
     opt = make_adam(params, first.lr)
     mi = mi_schedule(first.mi_levels, first.steps_per_level)
@@ -244,31 +332,31 @@ def _train_chunk(configs: List[RunConfig], dev: torch.device, dtype, progress: b
     streams = [GaussianStream(t, s, first.batch_size, mi, dev, dtype) for t, s in stream_keys]
     run_stream = torch.tensor([stream_keys.index((c.task, c.seed)) for c in configs], device=dev)
     base_stream = run_stream[with_base] if with_base else None
-    # runs grouped by bound, so each bound's batched core is called once per step on its sub-stack
-    by_bound: Dict[str, List[int]] = {}
-    for r, c in enumerate(configs):
-        by_bound.setdefault(c.bound, []).append(r)
-    groups = []
-    for b, idx in by_bound.items():
-        alphas = [0.0 if configs[i].alpha_logit is None else configs[i].alpha_logit for i in idx]
-        bidx = torch.tensor([b_pos[i] for i in idx], device=dev) if get_bound(b).needs_baseline else None
-        groups.append((get_bound(b), torch.tensor(idx, device=dev), torch.tensor(alphas, device=dev, dtype=dtype), bidx))
-    states: List[Optional[torch.Tensor]] = [None] * len(groups)
-    estimates = torch.empty(len(configs), len(mi), dtype=dtype, device=dev)
+    stage = _BoundStage(configs, dev, dtype)
+    bound_values = _compiled(stage, compile)
+    states: List[Optional[torch.Tensor]] = [None] * len(stage.groups)
+    estimates = torch.empty(len(mi), len(configs), dtype=dtype, device=dev)
     with _progress(len(mi), f"sweep {first.critic} x{len(configs)}", progress) as bar:
         for step in range(len(mi)):
-            xs, ys = zip(*(s.batch(step) for s in streams))
-            x_s, y_s = torch.stack(xs), torch.stack(ys)  # [streams, K, d]
-            scores = critic(x_s[run_stream], y_s[run_stream])  # [R, K, K]
-            log_b = baseline(y_s[base_stream]) if baseline is not None else None  # [R_baseline, K]
-            total = 0.0
-            for g, (spec, idx, alpha, bidx) in enumerate(groups):
-                b = None if bidx is None else log_b[bidx]
-                value, states[g] = spec.train_value(scores[idx], b, alpha, states[g])
-                estimates[idx, step] = value.detach()
-                total = total + value.sum()
+            if len(streams) == 1:
+                x, y = streams[0].batch(step)
+                x_r, y_r = x.expand(len(configs), *x.shape), y.expand(len(configs), *y.shape)  # no copies
+                y_b = None if baseline is None else y.expand(len(with_base), *y.shape)
+            else:
+                xs, ys = zip(*(s.batch(step) for s in streams))
+                x_s, y_s = torch.stack(xs), torch.stack(ys)  # [streams, K, d]
+                x_r, y_r = x_s[run_stream], y_s[run_stream]
+                y_b = None if baseline is None else y_s[base_stream]
+            scores = critic(x_r, y_r)  # [R, K, K]
+            log_b = baseline(y_b) if baseline is not None else None  # [R_baseline, K]
+            # step 0 in eager mode: it creates the stateful bounds' state (MINE's EMA), so the
+            # compiled stage sees one signature and compiles once
+            values, states = (stage if step == 0 else bound_values)(scores, log_b, states)  # [R]
             opt.zero_grad(set_to_none=True)
-            (-total).backward()
+            (-values.sum()).backward()
             opt.step()
+            estimates[step] = values.detach()
             bar.update(1)
-    return estimates.cpu().numpy()
+    out = np.empty((len(configs), len(mi)), dtype=estimates.cpu().numpy().dtype)
+    out[order] = estimates.T.cpu().numpy()  # back to the caller's run order
+    return out

@@ -132,3 +132,38 @@ def test_stacked_joint_critic_matches_autograd_through_the_modules(layers):
     with torch.no_grad():  # no graph, no backward: the workspace is not taken
         pair_mlp(hx, hy, params, idle), pair_mlp(hx, hy, params, idle)
     assert not idle.busy and not idle.buffers
+
+
+def test_compiled_bounds_give_the_same_histories():
+    """train_sweep(compile=True) runs the bound stage through torch.compile: same numbers (float64)."""
+    runs = _runs("separable")
+    eager = train_sweep(runs, device="cpu", dtype=torch.float64, progress=False, compile=False)
+    compiled = train_sweep(runs, device="cpu", dtype=torch.float64, progress=False, compile=True)
+    np.testing.assert_allclose(compiled.estimates, eager.estimates, rtol=1e-9, atol=1e-9)
+
+
+def test_a_compiler_failure_falls_back_to_eager(monkeypatch):
+    def broken_compile(fn, **kwargs):
+        def fail(*args):
+            raise RuntimeError("no C++ compiler")
+        return fail
+
+    runs = _runs("separable")[:3]
+    eager = train_sweep(runs, device="cpu", dtype=torch.float64, progress=False, compile=False)
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    with pytest.warns(UserWarning, match="no C\\+\\+ compiler"):
+        fallback = train_sweep(runs, device="cpu", dtype=torch.float64, progress=False, compile=True)
+    np.testing.assert_array_equal(fallback.estimates, eager.estimates)
+
+
+def test_compile_default_follows_the_measured_rule(monkeypatch):
+    import mi_lib.train as T
+    seen = []
+    monkeypatch.setattr(T, "_train_chunk", lambda c, dev, dtype, progress, compile: (
+        seen.append(compile), np.zeros((len(c), 1)))[1])
+    short = _runs("separable")[:2]
+    long = [dataclasses.replace(r, steps_per_level=T.COMPILE_MIN_STEPS) for r in short]
+    train_sweep(short, device="cpu", progress=False)
+    train_sweep(long, device="cpu", progress=False)
+    train_sweep(long, device="cpu", progress=False, memory_budget_mb=1e-3)  # chunked: stays eager
+    assert seen == [False, True, False, False]
