@@ -180,6 +180,7 @@ class SweepResult:
     seconds: float
     peak_memory_mb: float
     chunks: int
+    compile_seconds: float = 0.0  # of ``seconds``: time spent in the calls that compiled (0 if eager)
 
 
 def _max_runs_per_chunk(cfg: RunConfig, dev: torch.device, memory_budget_mb: Optional[float]) -> int:
@@ -230,9 +231,11 @@ def train_sweep(configs: Sequence[RunConfig], device: str = "auto", dtype=torch.
     if compile is None:
         steps = len(mi_schedule(configs[0].mi_levels, configs[0].steps_per_level))
         compile = dev.type == "cpu" and len(chunks) == 1 and steps >= COMPILE_MIN_STEPS
-    estimates = np.concatenate([_train_chunk(c, dev, dtype, progress, compile) for c in chunks])
+    results = [_train_chunk(c, dev, dtype, progress, compile) for c in chunks]
+    estimates = np.concatenate([r[0] for r in results])
     return SweepResult(configs, estimates, mi_schedule(configs[0].mi_levels, configs[0].steps_per_level),
-                       time.perf_counter() - t0, _peak_memory_mb(dev), len(chunks))
+                       time.perf_counter() - t0, _peak_memory_mb(dev), len(chunks),
+                       compile_seconds=sum(r[1] for r in results))
 
 
 def group_by_architecture(configs: Sequence[RunConfig]) -> List[List[RunConfig]]:
@@ -312,7 +315,9 @@ def _compiled(stage: "_BoundStage", compile: bool):
     return call
 
 
-def _train_chunk(configs: List[RunConfig], dev: torch.device, dtype, progress: bool, compile: bool = False) -> np.ndarray:
+def _train_chunk(configs: List[RunConfig], dev: torch.device, dtype, progress: bool,
+                 compile: bool = False) -> Tuple[np.ndarray, float]:
+    """Train one chunk of runs; returns ``(estimates [R, steps], seconds spent compiling)``."""
     first = configs[0]
     # runs sorted by bound (stable), so each bound's runs are one contiguous slice of the stack:
     # the scores split into per-bound views with one op, and the gradients join back with one
@@ -333,11 +338,16 @@ def _train_chunk(configs: List[RunConfig], dev: torch.device, dtype, progress: b
     run_stream = torch.tensor([stream_keys.index((c.task, c.seed)) for c in configs], device=dev)
     base_stream = run_stream[with_base] if with_base else None
     stage = _BoundStage(configs, dev, dtype)
-    bound_values = _compiled(stage, compile)
+    t_setup = time.perf_counter()
+    bound_values = _compiled(stage, compile)  # the first torch.compile imports the compiler (seconds)
+    t_setup = time.perf_counter() - t_setup
     states: List[Optional[torch.Tensor]] = [None] * len(stage.groups)
     estimates = torch.empty(len(mi), len(configs), dtype=dtype, device=dev)
+    step_seconds = []
     with _progress(len(mi), f"sweep {first.critic} x{len(configs)}", progress) as bar:
         for step in range(len(mi)):
+            if step < 5:  # start times of steps 0-4
+                step_seconds.append(time.perf_counter())
             if len(streams) == 1:
                 x, y = streams[0].batch(step)
                 x_r, y_r = x.expand(len(configs), *x.shape), y.expand(len(configs), *y.shape)  # no copies
@@ -359,4 +369,10 @@ def _train_chunk(configs: List[RunConfig], dev: torch.device, dtype, progress: b
             bar.update(1)
     out = np.empty((len(configs), len(mi)), dtype=estimates.cpu().numpy().dtype)
     out[order] = estimates.T.cpu().numpy()  # back to the caller's run order
-    return out
+    # compiling happens in step 1 (the forward, then its backward), with one-off costs around it:
+    # the first three steps' excess over three times step 4, plus importing the compiler
+    if compile and len(step_seconds) == 5:
+        compile_seconds = t_setup + max(0.0, (step_seconds[3] - step_seconds[0]) - 3 * (step_seconds[4] - step_seconds[3]))
+    else:
+        compile_seconds = 0.0
+    return out, compile_seconds

@@ -140,6 +140,7 @@ def test_compiled_bounds_give_the_same_histories():
     eager = train_sweep(runs, device="cpu", dtype=torch.float64, progress=False, compile=False)
     compiled = train_sweep(runs, device="cpu", dtype=torch.float64, progress=False, compile=True)
     np.testing.assert_allclose(compiled.estimates, eager.estimates, rtol=1e-9, atol=1e-9)
+    assert eager.compile_seconds == 0.0 and 0.0 < compiled.compile_seconds < compiled.seconds
 
 
 def test_a_compiler_failure_falls_back_to_eager(monkeypatch):
@@ -160,7 +161,7 @@ def test_compile_default_follows_the_measured_rule(monkeypatch):
     import mi_lib.train as T
     seen = []
     monkeypatch.setattr(T, "_train_chunk", lambda c, dev, dtype, progress, compile: (
-        seen.append(compile), np.zeros((len(c), 1)))[1])
+        seen.append(compile), (np.zeros((len(c), 1)), 0.0))[1])
     short = _runs("separable")[:2]
     long = [dataclasses.replace(r, steps_per_level=T.COMPILE_MIN_STEPS) for r in short]
     train_sweep(short, device="cpu", progress=False)
