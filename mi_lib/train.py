@@ -27,7 +27,7 @@ from .registry import get_bound
 from .stacked import StackedBaseline, StackedConcat, StackedSeparable
 
 CRITICS = ("separable", "concat")
-COMPILE_MIN_STEPS = 5000  # train_sweep(compile=None) compiles the bounds from here (CPU, one chunk)
+COMPILE_MIN_STEPS = 10_000  # train_sweep(compile=None) compiles the bounds from here (CPU, one chunk)
 
 
 @dataclass(frozen=True)
@@ -208,12 +208,13 @@ def train_sweep(configs: Sequence[RunConfig], device: str = "auto", dtype=torch.
 
     ``compile`` runs the bounds (dozens of small ops per run and step) through
     ``torch.compile``. ``None`` (the default) decides as measured on a 2-core CPU
-    (``benchmarks/bench_sweep.py``): compiling costs about 18 s the first time (2-4 s
-    once inductor's cache is warm) and saves 5-8 ms a step for a 20-run separable sweep,
-    so it pays from a few thousand steps: on a CPU it is used for sweeps of at least
-    :data:`COMPILE_MIN_STEPS` steps that run as one chunk. The joint critic's chunks would
-    each compile again, for a stage that is ~2% of their step, so they stay eager. On
-    CUDA the default is eager until measured. A compiler failure falls back to eager.
+    (``benchmarks/bench_sweep.py``): compiling costs about 18 s the first time (2-3 s
+    once inductor's cache is warm) and saves 1-3 ms a step (9% for the paper's separable
+    sweep of one task, 27% at the quick profile's smaller widths), so on a CPU it is used
+    for sweeps of at least :data:`COMPILE_MIN_STEPS` steps that run as one chunk (the
+    paper profile's 20,000). The joint critic's chunks would each compile again, for a
+    stage that is ~2% of their step, so they stay eager. On CUDA the default is eager
+    until measured there. A compiler failure falls back to eager with a warning.
     """
     configs = list(configs)
     if not configs:
