@@ -23,12 +23,23 @@ import numpy as np
 DEFAULT_CACHE_DIR = Path(os.environ.get("MI_LIB_CACHE", Path.cwd() / "results_cache"))
 
 
+# Plotting code never changes a cached number (figures are drawn from the cached results), so
+# editing it does not make every experiment run again.
+_NOT_HASHED = ("figures",)
+
+
 @functools.lru_cache(maxsize=1)
 def code_version() -> str:
-    """sha256 (first 16 hex digits) of mi_lib's version and the text of all its modules."""
-    root = Path(__file__).resolve().parent
+    """sha256 (first 16 hex digits) of the text of mi_lib's modules, the plotting package aside."""
+    return hash_source_tree(Path(__file__).resolve().parent)
+
+
+def hash_source_tree(root: Path) -> str:
+    """sha256 (first 16 hex digits) of the paths and text of the ``.py`` files under ``root``, minus ``_NOT_HASHED``."""
     h = hashlib.sha256()
     for path in sorted(root.rglob("*.py")):
+        if path.relative_to(root).parts[0] in _NOT_HASHED:
+            continue
         h.update(str(path.relative_to(root)).encode())
         h.update(path.read_bytes())
     return h.hexdigest()[:16]

@@ -75,3 +75,15 @@ def test_profiles():
         P.select(configs, "quick", steps=3)
     with pytest.raises(ValueError, match="unknown device"):
         P.resolve_device("tpu9")
+
+
+def test_code_version_follows_computing_code_not_plotting_code(tmp_path):
+    from mi_lib.cache import hash_source_tree
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "train.py").write_text("x = 1\n")
+    (tmp_path / "figures" / "plot.py").write_text("colour = 'red'\n")
+    v0 = hash_source_tree(tmp_path)
+    (tmp_path / "figures" / "plot.py").write_text("colour = 'blue'\n")
+    assert hash_source_tree(tmp_path) == v0
+    (tmp_path / "train.py").write_text("x = 2\n")
+    assert hash_source_tree(tmp_path) != v0

@@ -71,3 +71,17 @@ def test_figures_on_small_arrays():
     assert sum(ax.get_visible() for ax in fig.axes) == 3  # NWJ, InfoNCE, TNCE
     assert len(mean_abs_error(res)) == 4
     plot_tradeoff(res)
+
+
+def test_tradeoff_draws_diverged_runs_on_a_line_not_at_their_error():
+    from mi_lib.figures.gaussian import DIVERGED_NATS
+    steps = 40
+    est = np.random.default_rng(0).normal(2, 0.3, (4, steps))
+    est[2] = -3e4  # a diverged run
+    est[3] = np.nan  # and one that went NaN
+    res = {"mi": np.repeat([2.0, 4.0], steps // 2), "estimates": est, "labels": np.array(["NWJ", "InfoNCE"] * 2),
+           "tasks": np.array(["gaussian"] * 4), "critics": np.array(["concat", "concat", "separable", "separable"]),
+           "task_names": np.array(["gaussian"]), "seconds_per_run": np.array([1.0, 1.0, 0.1, 0.1])}
+    ax = plot_tradeoff(res).axes[0]
+    assert ax.get_ylim()[1] < 3 * DIVERGED_NATS  # the -3e4 run does not stretch the axis
+    assert any("diverged" in t.get_text() and ": 2" in t.get_text() for t in ax.texts)

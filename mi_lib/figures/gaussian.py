@@ -87,6 +87,9 @@ def mean_abs_error(results: Dict) -> np.ndarray:
     return np.mean(errs, axis=0)
 
 
+DIVERGED_NATS = 20.0  # an error beyond this (twice the top MI level) means the run diverged
+
+
 def plot_tradeoff(results: Dict) -> plt.Figure:
     """Wall-clock per run (x, log) against error (y): one point per (critic, estimator, task)."""
     style()
@@ -94,11 +97,23 @@ def plot_tradeoff(results: Dict) -> plt.Figure:
     secs = np.asarray(results["seconds_per_run"], dtype=float)
     fig, ax = plt.subplots(figsize=(5.2, 3.4))
     markers = {t: m for t, m in zip(results["task_names"], ("o", "s", "^"))}
+    # a diverged run's error (thousands of nats, or NaN) would squash every other point:
+    # it is drawn hollow on a line at DIVERGED_NATS instead
+    diverged = ~np.isfinite(err) | (err > DIVERGED_NATS)
     for c, name in (("concat", "joint"), ("separable", "separable")):
         for t in results["task_names"]:
             sel = (results["critics"] == c) & (results["tasks"] == t)
-            if np.any(sel):
-                ax.scatter(secs[sel], err[sel], color=COLORS[c], marker=markers[t], label=f"{name}, {t}", alpha=0.8)
+            if np.any(sel & ~diverged):
+                ax.scatter(secs[sel & ~diverged], err[sel & ~diverged], color=COLORS[c], marker=markers[t],
+                           label=f"{name}, {t}", alpha=0.8)
+            if np.any(sel & diverged):
+                ax.scatter(secs[sel & diverged], np.full(int(np.sum(sel & diverged)), DIVERGED_NATS),
+                           facecolors="none", edgecolors=COLORS[c], marker=markers[t])
+    if np.any(diverged):
+        ax.axhline(DIVERGED_NATS, color="0.6", lw=0.8, ls=":")
+        ax.annotate(f"diverged (error > {DIVERGED_NATS:g} nats): {int(np.sum(diverged))}", (0.02, DIVERGED_NATS),
+                    xycoords=("axes fraction", "data"), xytext=(0, -10), textcoords="offset points",
+                    fontsize=7, color="0.4", va="top")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("wall seconds per run (amortised over the batched sweep)")
