@@ -298,14 +298,10 @@ def _compiled(stage: "_BoundStage", compile: bool):
         return stage
     with _quiet_torch():
         compiled = torch.compile(stage.__call__, dynamic=False)
-    state = {"fn": compiled, "first": True}
+    state = {"fn": compiled}
 
     def call(*args):
         try:
-            if state["first"]:  # the call that compiles
-                state["first"] = False
-                with _quiet_torch():
-                    return state["fn"](*args)
             return state["fn"](*args)
         except Exception as err:  # noqa: BLE001 - any compiler failure falls back to the same maths
             if state["fn"] is stage:
@@ -358,14 +354,17 @@ def _train_chunk(configs: List[RunConfig], dev: torch.device, dtype, progress: b
                 x_s, y_s = torch.stack(xs), torch.stack(ys)  # [streams, K, d]
                 x_r, y_r = x_s[run_stream], y_s[run_stream]
                 y_b = None if baseline is None else y_s[base_stream]
-            scores = critic(x_r, y_r)  # [R, K, K]
-            log_b = baseline(y_b) if baseline is not None else None  # [R_baseline, K]
-            # step 0 in eager mode: it creates the stateful bounds' state (MINE's EMA), so the
-            # compiled stage sees one signature and compiles once
-            values, states = (stage if step == 0 else bound_values)(scores, log_b, states)  # [R]
-            opt.zero_grad(set_to_none=True)
-            (-values.sum()).backward()
-            opt.step()
+            # step 1 compiles (the forward, then its backward): torch's own deprecation notices then
+            # are not the user's business
+            with _quiet_torch() if compile and step == 1 else contextlib.nullcontext():
+                scores = critic(x_r, y_r)  # [R, K, K]
+                log_b = baseline(y_b) if baseline is not None else None  # [R_baseline, K]
+                # step 0 in eager mode: it creates the stateful bounds' state (MINE's EMA), so the
+                # compiled stage sees one signature and compiles once
+                values, states = (stage if step == 0 else bound_values)(scores, log_b, states)  # [R]
+                opt.zero_grad(set_to_none=True)
+                (-values.sum()).backward()
+                opt.step()
             estimates[step] = values.detach()
             bar.update(1)
     out = np.empty((len(configs), len(mi)), dtype=estimates.cpu().numpy().dtype)
