@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Optional, Sequence
 
 
@@ -17,6 +18,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     rep.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     rep.add_argument("--force", action="store_true", help="recompute even when cached results exist")
     rep.add_argument("--cell-timeout", type=int, default=7200, help="seconds allowed per notebook cell")
+    rep.add_argument("--root", default=None,
+                     help="project folder whose notebooks/ run into its book/ and results_cache/ "
+                          "(default: the checkout mi_lib was installed from)")
     sub.add_parser("list", help="list the figure notebooks")
     args = parser.parse_args(argv)
 
@@ -26,7 +30,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(stem)
         return 0
     try:
-        runs = R.reproduce(args.names, args.profile, args.device, args.force, cell_timeout=args.cell_timeout)
+        runs = R.reproduce(args.names, args.profile, args.device, args.force,
+                           root=R.ROOT if args.root is None else Path(args.root).resolve(), cell_timeout=args.cell_timeout)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

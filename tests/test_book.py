@@ -1,8 +1,10 @@
 """Build the book and check every page in headless Chromium (marked ``book``: minutes).
 
-The test runs ``python -m mi_lib reproduce --profile smoke`` (when ``mi_lib.reproduce``
-exists), then ``scripts/build_book.sh`` (which fails on any Sphinx warning), serves
-``_build/html`` on a localhost port and opens every page with selenium. On each page:
+The test copies the book's sources (``book/``, ``notebooks/``, ``scripts/``, ``_config.yml``,
+``_toc.yml``) to a temporary folder, so the checkout's own ``book/figures``, ``book/executed``
+and ``_build`` are left as they are; there it runs ``python -m mi_lib reproduce --profile smoke
+--root <copy>``, then ``scripts/build_book.sh`` (which fails on any Sphinx warning), serves the
+copy's ``_build/html`` on a localhost port and opens every page with selenium. On each page:
 
 - every maths element was typeset by MathJax (``.math`` holds an ``mjx-container``) and no
   raw TeX delimiters are left in the visible prose;
@@ -17,7 +19,6 @@ from __future__ import annotations
 
 import functools
 import http.server
-import importlib.util
 import json
 import os
 import shutil
@@ -50,29 +51,41 @@ def _missing_browser(reason: str):
     pytest.skip(reason)
 
 
-def _run(cmd, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, **kw)
+def _run(cmd, cwd=ROOT, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, **kw)
+
+
+# what the book build reads; the generated figures and executed notebooks are left behind
+BOOK_SOURCES = ("book", "notebooks", "scripts", "_config.yml", "_toc.yml")
+GENERATED = shutil.ignore_patterns("executed", "figures", "__pycache__", ".ipynb_checkpoints")
 
 
 @pytest.fixture(scope="module")
-def built_book() -> Path:
+def built_book(tmp_path_factory) -> Path:
     if PREBUILT:
         if not (HTML / "index.html").exists():
             pytest.fail("MI_LIB_BOOK_PREBUILT=1 but _build/html/index.html is missing")
         return HTML
-    # `python -m mi_lib reproduce` runs notebooks/*.ipynb into book/executed/; skipped only
-    # while the command does not exist yet (neither mi_lib.reproduce nor mi_lib.__main__)
-    if any(importlib.util.find_spec(m) is not None for m in ("mi_lib.reproduce", "mi_lib.__main__")):
-        r = _run([sys.executable, "-m", "mi_lib", "reproduce", "--profile", "smoke"], timeout=3600)
-        assert r.returncode == 0, f"reproduce failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+    copy = tmp_path_factory.mktemp("book_project")
+    for name in BOOK_SOURCES:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, copy / name, ignore=GENERATED)
+        else:
+            shutil.copy2(src, copy / name)
+    # `python -m mi_lib reproduce` runs notebooks/*.ipynb into the copy's book/executed/
+    r = _run([sys.executable, "-m", "mi_lib", "reproduce", "--profile", "smoke", "--root", str(copy)], cwd=copy,
+             timeout=3600)
+    assert r.returncode == 0, f"reproduce failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
     bindir = Path(sys.executable).parent
     env = dict(os.environ, PYTHON=sys.executable, PATH=f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}")
     if (bindir / "jb").exists():
         env["JB"] = str(bindir / "jb")
-    r = _run(["bash", "scripts/build_book.sh"], env=env, timeout=3600)
+    r = _run(["bash", "scripts/build_book.sh"], cwd=copy, env=env, timeout=3600)
     assert r.returncode == 0, f"book build failed (warnings are errors):\n{r.stdout[-5000:]}\n{r.stderr[-3000:]}"
-    assert (HTML / "index.html").exists()
-    return HTML
+    html = copy / "_build" / "html"
+    assert (html / "index.html").exists()
+    return html
 
 
 @pytest.fixture(scope="module")

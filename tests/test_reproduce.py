@@ -53,3 +53,10 @@ def test_cli_errors():
     assert main(["reproduce", "no_such_notebook_xyz"]) == 2
     with pytest.raises(SystemExit):
         main(["reproduce", "--profile", "huge"])
+
+
+@pytest.mark.slow
+def test_cli_root_runs_another_project_folder(root):
+    assert main(["reproduce", "a", "--profile", "smoke", "--device", "cpu", "--root", str(root)]) == 0
+    assert (root / "book" / "figures" / "a_good" / "done.txt").read_text() == "smoke"
+    assert (root / "book" / "executed" / "reproduce_summary.json").exists()
