@@ -3,6 +3,8 @@
 # Records per-notebook seconds (book/executed/reproduce_summary.json, copied to
 # benchmarks/results/gpu_paper_run.json) and the benchmark (benchmarks/results/sweep_cuda.json).
 # Usage: bash scripts/gpu_paper_run.sh   (PYTHON=... to choose the interpreter; OUT=dir to copy results to)
+# On the workplace's lent GPU machine (no network; torch there, papermill/nbclient/ipykernel not):
+# first `bash scripts/fetch_device_wheels.sh` here, then see that script's header for the command.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python}
