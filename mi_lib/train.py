@@ -3,7 +3,8 @@ r"""Training critics under any bound: one run (the reference loop) and the batch
 :func:`train_run` trains one critic (and baseline) the way the paper's reference code
 does, one run at a time. :func:`train_sweep` trains many runs of one architecture
 together: parameters stacked along a run axis (:mod:`mi_lib.stacked`), one batched
-forward, one Adam step for all. Adam is elementwise, so a stacked Adam is exactly R
+forward and backward for all, with Adam applied inside the backward
+(:class:`AdamInBackward`). Adam is elementwise, so a stacked Adam is exactly R
 independent Adams, and each run's history equals the history of the same run trained
 alone (``tests/test_train.py`` checks this in float64). Both loops draw their data from
 the same :class:`GaussianStream`, so "the same run" really is the same run.
@@ -241,8 +242,8 @@ def train_sweep(configs: Sequence[RunConfig], device: str = "auto", dtype=torch.
     ``compile`` runs the bounds (dozens of small ops per run and step) through
     ``torch.compile``. ``None`` (the default) decides as measured on a 2-core CPU
     (``benchmarks/bench_sweep.py``): compiling costs about 18 s the first time (2-3 s
-    once inductor's cache is warm) and saves 1-3 ms a step (9% for the paper's separable
-    sweep of one task, 27% at the quick profile's smaller widths), so on a CPU it is used
+    once inductor's cache is warm) and saves 1-3 ms a step (about 10% for the paper's
+    separable sweep of one task, 27% at the quick profile's smaller widths), so on a CPU it is used
     for sweeps of at least :data:`COMPILE_MIN_STEPS` steps that run as one chunk (the
     paper profile's 20,000). The joint critic's chunks would each compile again, for a
     stage that is ~2% of their step, so they stay eager. Compiling the critics and
