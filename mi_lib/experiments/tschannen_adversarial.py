@@ -23,28 +23,18 @@ import torch.nn.functional as F
 
 from ..flows import FlowEncoder
 from ..probe import PIXEL_NOISE_STD, probe_encoder
-from .tschannen import load_views, pixel_baseline
+from .tschannen import MNISTConfig, pixel_baseline
 
 
 @dataclass(frozen=True)
-class AdversarialConfig:
-    source: str = "auto"
-    n_train: int = 0
-    n_test: int = 0
+class AdversarialConfig(MNISTConfig):
     n_couplings: int = 30
     hidden: Tuple[int, ...] = (512, 512)
-    steps: int = 21000
-    batch_size: int = 128
-    lr: float = 1e-4
     clf_lr: float = 1e-3
     clf_steps: int = 1  # classifier updates per encoder update (on the same batch)
     adversary: str = "logistic"  # or "ridge": closed-form linear fit on half a batch, scored on the other half
     ridge: float = 1.0
-    eval_every: int = 1000
-    probe_max_iter: int = 100
     n_runs: int = 1
-    seed: int = 0
-    device: str = "cpu"  # the notebook passes the resolved device
 
 
 CONFIGS = {
@@ -122,7 +112,7 @@ def _run_one(cfg: AdversarialConfig, v, seed: int) -> Dict[str, np.ndarray]:
 def run(cfg: AdversarialConfig) -> Dict:
     """``steps``, ``accuracy`` (fresh probe) and ``clf_accuracy`` (the adversary's classifier),
     ``[n_runs, n_evals]``; ``reconstruction_error`` (max |g1^{-1}(g1(x)) - x|); ``pixel_baseline``."""
-    v = load_views(cfg.source, cfg.n_train or None, cfg.n_test or None, cfg.seed)
+    v = cfg.views()
     runs = [_run_one(cfg, v, cfg.seed + 100 * r) for r in range(cfg.n_runs)]
     out = {k: np.stack([r[k] for r in runs]) for k in ("accuracy", "clf_accuracy")}
     out.update(steps=runs[0]["steps"], reconstruction_error=max(r["reconstruction_error"] for r in runs),

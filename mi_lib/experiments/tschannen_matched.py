@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .tschannen import TrainSpec, load_views, make_critic, pixel_baseline, train_views
+from .tschannen import MNISTConfig, make_critic, pixel_baseline, train_views
 
 
 class MLPEncoder(nn.Module):
@@ -43,21 +43,11 @@ class ConvEncoder(nn.Module):
 
 
 @dataclass(frozen=True)
-class MatchedConfig:
-    source: str = "auto"
-    n_train: int = 0
-    n_test: int = 0
+class MatchedConfig(MNISTConfig):
     targets: Tuple[float, ...] = (2.0, 4.0)
     encoders: Tuple[str, ...] = ("mlp", "conv")
     out_dim: int = 100
     critic: str = "bilinear"
-    steps: int = 21000
-    batch_size: int = 128
-    lr: float = 1e-4
-    eval_every: int = 1000
-    probe_max_iter: int = 100
-    seed: int = 0
-    device: str = "cpu"  # the notebook passes the resolved device
 
 
 CONFIGS = {
@@ -74,9 +64,8 @@ def make_encoder(kind: str, out_dim: int) -> nn.Module:
 
 def run(cfg: MatchedConfig) -> Dict:
     """``t<target>/<encoder>/{steps, test_bound, accuracy, train_bound}`` plus ``pixel_baseline``."""
-    v = load_views(cfg.source, cfg.n_train or None, cfg.n_test or None, cfg.seed)
-    spec = TrainSpec(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, eval_every=cfg.eval_every,
-                     probe_max_iter=cfg.probe_max_iter, device=cfg.device)
+    v = cfg.views()
+    spec = cfg.spec()
     out: Dict = {"pixel_baseline": pixel_baseline(v), "source": v.source, "targets": np.asarray(cfg.targets)}
     for t in cfg.targets:
         key = f"t{t:g}"
