@@ -33,6 +33,33 @@ def _baseline(ax, value: float) -> None:
     ax.axhline(value, color=COLORS["true"], ls="--", lw=1, label=f"raw pixels + noise ({value:.3f})")
 
 
+def _probe_panel(ax, pixel_baseline: float, title: str = "(b) linear-probe accuracy of g1(top half)",
+                 **legend) -> None:
+    """A probe-accuracy panel of the critique's figures: titled, labelled, with the raw-pixel baseline."""
+    _baseline(ax, pixel_baseline)
+    ax.set_title(title)
+    ax.set_xlabel("training step")
+    ax.set_ylabel("test accuracy")
+    ax.legend(**legend)
+
+
+def _bound_and_probe(curves, pixel_baseline: float, title: str, probe_legend: Dict) -> plt.Figure:
+    """Two panels, test bound (a) and probe accuracy (b), one band per ``(result, color, bound label,
+    probe label)`` in ``curves``."""
+    style()
+    fig, (a, b_ax) = plt.subplots(1, 2, figsize=(9, 3.4))
+    for r, color, bound_label, probe_label in curves:
+        _band(a, r["steps"], r["test_bound"], color, bound_label)
+        _band(b_ax, r["steps"], r["accuracy"], color, probe_label)
+    a.set_title(title)
+    a.set_xlabel("training step")
+    a.set_ylabel("nats")
+    a.legend()
+    _probe_panel(b_ax, pixel_baseline, **probe_legend)
+    fig.tight_layout()
+    return fig
+
+
 def fig_noniid(res: Dict, span: int = 50) -> plt.Figure:
     """Fig. 4c: trained-critic estimates on i.i.d. vs shared-Z batches, against the true MI."""
     style()
@@ -58,43 +85,15 @@ def fig_noniid(res: Dict, span: int = 50) -> plt.Figure:
 
 def fig_invertible(res: Dict, bounds: Sequence[str] = ("nce", "nwj")) -> plt.Figure:
     """Fig. 1a,b: test bound and probe accuracy over training, invertible encoders (MI constant)."""
-    style()
-    fig, (a, b_ax) = plt.subplots(1, 2, figsize=(9, 3.4))
-    for b in bounds:
-        r = res[b]
-        _band(a, r["steps"], r["test_bound"], BOUND_COLOR[b], BOUND_LABEL[b])
-        _band(b_ax, r["steps"], r["accuracy"], BOUND_COLOR[b], f"trained with {BOUND_LABEL[b]}")
-    a.set_title("(a) bound on test pairs; true MI never changes")
-    a.set_xlabel("training step")
-    a.set_ylabel("nats")
-    a.legend()
-    _baseline(b_ax, res["pixel_baseline"])
-    b_ax.set_title("(b) linear-probe accuracy of g1(top half)")
-    b_ax.set_xlabel("training step")
-    b_ax.set_ylabel("test accuracy")
-    b_ax.legend()
-    fig.tight_layout()
-    return fig
+    curves = [(res[b], BOUND_COLOR[b], BOUND_LABEL[b], f"trained with {BOUND_LABEL[b]}") for b in bounds]
+    return _bound_and_probe(curves, res["pixel_baseline"], "(a) bound on test pairs; true MI never changes", {})
 
 
 def fig_critics(res: Dict, bound: str = "nce") -> plt.Figure:
     """Fig. 3: bound and probe accuracy under bilinear, separable and MLP critics."""
-    style()
-    fig, (a, b_ax) = plt.subplots(1, 2, figsize=(9, 3.4))
-    for c, r in res[bound].items():
-        _band(a, r["steps"], r["test_bound"], CRITIC_COLOR.get(c, "k"), c)
-        _band(b_ax, r["steps"], r["accuracy"], CRITIC_COLOR.get(c, "k"), c)
-    a.set_title(f"(a) {BOUND_LABEL[bound]} on test pairs")
-    a.set_xlabel("training step")
-    a.set_ylabel("nats")
-    a.legend()
-    _baseline(b_ax, res["pixel_baseline"])
-    b_ax.set_title("(b) linear-probe accuracy of g1(top half)")
-    b_ax.set_xlabel("training step")
-    b_ax.set_ylabel("test accuracy")
-    b_ax.legend(loc="upper left")
-    fig.tight_layout()
-    return fig
+    curves = [(r, CRITIC_COLOR.get(c, "k"), c, c) for c, r in res[bound].items()]
+    return _bound_and_probe(curves, res["pixel_baseline"], f"(a) {BOUND_LABEL[bound]} on test pairs",
+                            {"loc": "upper left"})
 
 
 def fig_adversarial(res: Dict) -> plt.Figure:
@@ -103,11 +102,8 @@ def fig_adversarial(res: Dict) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(5, 3.4))
     _band(ax, res["steps"], res["accuracy"], "#d62728", "fresh linear probe on g1(top half)")
     _band(ax, res["steps"], res["clf_accuracy"], "#7f7f7f", "online logistic classifier", ls=":")
-    _baseline(ax, res["pixel_baseline"])
-    ax.set_title(f"(c) adversarial invertible $g_1$; $\\max|g_1^{{-1}}(g_1(x)) - x|$ = {res['reconstruction_error']:.1e}")
-    ax.set_xlabel("training step")
-    ax.set_ylabel("test accuracy")
-    ax.legend(loc="lower left")
+    _probe_panel(ax, res["pixel_baseline"], f"(c) adversarial invertible $g_1$; "
+                 f"$\\max|g_1^{{-1}}(g_1(x)) - x|$ = {res['reconstruction_error']:.1e}", loc="lower left")
     fig.tight_layout()
     return fig
 
@@ -126,11 +122,7 @@ def fig_hard(res: Dict) -> plt.Figure:
     a.set_xlabel("training step")
     a.legend(loc="upper left")
     b_ax.plot(steps, res["accuracy"], color="#1f77b4", marker="o", ms=3, label="probe on g1(top half)")
-    _baseline(b_ax, res["pixel_baseline"])
-    b_ax.set_title("(b) linear-probe accuracy")
-    b_ax.set_xlabel("training step")
-    b_ax.set_ylabel("test accuracy")
-    b_ax.legend(loc="lower right")
+    _probe_panel(b_ax, res["pixel_baseline"], "(b) linear-probe accuracy", loc="lower right")
     fig.tight_layout()
     return fig
 
@@ -152,10 +144,6 @@ def fig_matched(res: Dict) -> plt.Figure:
     a.set_xlabel("training step")
     a.set_ylabel("nats")
     a.legend()
-    _baseline(b_ax, res["pixel_baseline"])
-    b_ax.set_title("(b) linear-probe accuracy of g1(top half)")
-    b_ax.set_xlabel("training step")
-    b_ax.set_ylabel("test accuracy")
-    b_ax.legend(fontsize=7)
+    _probe_panel(b_ax, res["pixel_baseline"], fontsize=7)
     fig.tight_layout()
     return fig
