@@ -29,14 +29,10 @@ def _band(ax, steps, runs: np.ndarray, color: str, label: str, ls: str = "-") ->
         ax.fill_between(steps, runs.min(0), runs.max(0), color=color, alpha=0.2, lw=0)
 
 
-def _baseline(ax, value: float) -> None:
-    ax.axhline(value, color=COLORS["true"], ls="--", lw=1, label=f"raw pixels + noise ({value:.3f})")
-
-
 def _probe_panel(ax, pixel_baseline: float, title: str = "(b) linear-probe accuracy of g1(top half)",
                  **legend) -> None:
     """A probe-accuracy panel of the critique's figures: titled, labelled, with the raw-pixel baseline."""
-    _baseline(ax, pixel_baseline)
+    ax.axhline(pixel_baseline, color=COLORS["true"], ls="--", lw=1, label=f"raw pixels + noise ({pixel_baseline:.3f})")
     ax.set_title(title)
     ax.set_xlabel("training step")
     ax.set_ylabel("test accuracy")
