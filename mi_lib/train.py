@@ -12,6 +12,7 @@ the same :class:`GaussianStream`, so "the same run" really is the same run.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import resource
 import warnings
 import time
@@ -291,17 +292,16 @@ class _BoundStage:
 
     def __init__(self, configs: List[RunConfig], dev, dtype):
         self.groups, self.sizes, self.base_sizes = [], [], []
-        for b in dict.fromkeys(c.bound for c in configs):
-            idx = [r for r, c in enumerate(configs) if c.bound == b]
-            if idx != list(range(idx[0], idx[0] + len(idx))):
+        for b, runs in itertools.groupby(configs, key=lambda c: c.bound):
+            runs = list(runs)
+            if b in (spec.name for spec, _, _ in self.groups):
                 raise ValueError("runs must be sorted by bound")
             spec = get_bound(b)
-            alphas = torch.tensor([0.0 if configs[i].alpha_logit is None else configs[i].alpha_logit for i in idx],
-                                  device=dev, dtype=dtype)
+            alphas = torch.tensor([0.0 if c.alpha_logit is None else c.alpha_logit for c in runs], device=dev, dtype=dtype)
             self.groups.append((spec, alphas, len(self.base_sizes) if spec.needs_baseline else None))
-            self.sizes.append(len(idx))
+            self.sizes.append(len(runs))
             if spec.needs_baseline:
-                self.base_sizes.append(len(idx))
+                self.base_sizes.append(len(runs))
 
     def __call__(self, scores: torch.Tensor, log_b: Optional[torch.Tensor], states: List[Optional[torch.Tensor]]):
         parts = scores.split(self.sizes)  # per bound: [R_b, K, K]
@@ -400,8 +400,9 @@ def _train_chunk(configs: List[RunConfig], dev: torch.device, dtype, progress: b
                 (-values.sum()).backward()  # and Adam, parameter by parameter (AdamInBackward)
             estimates[step] = values.detach()
             bar.update(1)
-    out = np.empty((len(configs), len(mi)), dtype=estimates.cpu().numpy().dtype)
-    out[order] = estimates.T.cpu().numpy()  # back to the caller's run order
+    sorted_estimates = estimates.T.cpu().numpy()
+    out = np.empty_like(sorted_estimates)
+    out[order] = sorted_estimates  # back to the caller's run order
     # compiling happens in step 1 (the forward, then its backward), with one-off costs around it:
     # the first three steps' excess over three times step 4, plus importing the compiler
     if compile and len(step_seconds) == 5:
