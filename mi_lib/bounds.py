@@ -132,6 +132,14 @@ def log_loo_mean(scores: torch.Tensor) -> torch.Tensor:
     column max; the argmax row is recomputed with that row masked out.
     Shapes: ``[..., K, K] -> [..., K, K]``.
     """
+    return _log_loo_parts(scores)[0]
+
+
+def _log_loo_parts(scores: torch.Tensor):
+    """:func:`log_loo_mean` and the pieces its gradient needs (:mod:`mi_lib.bound_grads`):
+    ``(loo, shifted, rest, is_argmax, loo_argmax)`` with ``shifted = exp(S - col_max)``,
+    ``rest`` the column sums of ``shifted`` without row ``i``, ``is_argmax`` marking each
+    column's max row, and ``loo_argmax = log sum_{k != argmax} e^{S_kj}`` (``[..., 1, K]``)."""
     k = scores.shape[-2]
     col_max, argmax = scores.max(dim=-2, keepdim=True)  # [..., 1, K]
     shifted = torch.exp(scores - col_max)
@@ -143,7 +151,7 @@ def log_loo_mean(scores: torch.Tensor) -> torch.Tensor:
     masked = scores.masked_fill(is_argmax, float("-inf"))
     loo_argmax = torch.logsumexp(masked, dim=-2, keepdim=True)  # max's row left out
     loo = torch.where(is_argmax, loo_argmax.expand_as(loo), loo)
-    return loo - math.log(k - 1)
+    return loo - math.log(k - 1), shifted, rest, is_argmax, loo_argmax
 
 
 # --------------------------------------------------------------------------- batched cores

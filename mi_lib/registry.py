@@ -15,6 +15,9 @@ import torch
 
 from . import bounds as B
 
+MINE_MOMENTUM = 0.99  # MINE's EMA of the partition function
+SMILE_CLIP = 5.0  # SMILE's tau
+
 TrainValue = Callable[..., Tuple[torch.Tensor, Optional[torch.Tensor]]]
 
 
@@ -81,7 +84,7 @@ _register(LowerBound(
 _register(LowerBound(
     "mine", r"I_\mathrm{MINE}", B.mine_lower_bound,
     lambda s, b=None, a=None, state=None: B._mine(
-        s, B.logmeanexp_nodiag(s).detach() if state is None else state, 0.99),
+        s, B.logmeanexp_nodiag(s).detach() if state is None else state, MINE_MOMENTUM),
     "Belghazi et al. (2018)", r"$f(x,y)$, EMA$(\log Z)$",
     r"$I_\mathrm{DV}$ for the value, $I_\mathrm{TUBA}(f, \mathrm{EMA})$ for the gradient",
     stateful=True, value_from="DV", gradient_from="TUBA with a = EMA of Z",
@@ -109,12 +112,12 @@ _register(LowerBound(
     parent="tuba", approximation=r"interpolate $m$ and $a(y)$"))
 _register(LowerBound(
     "smile", r"I_\mathrm{SMILE}", B.smile_lower_bound,
-    lambda s, b=None, a=None, state=None: (B._smile(s, 5.0), None),
+    lambda s, b=None, a=None, state=None: (B._smile(s, SMILE_CLIP), None),
     "Song & Ermon (2020)", r"$f(x,y)$, $\tau$",
     r"$\mathbb{E}_{p}[f] - \log\mathbb{E}_{q}[e^{\mathrm{clip}(f,-\tau,\tau)}]$",
     value_from="DV with clipped partition (tau = 5)", gradient_from="f-GAN Jensen-Shannon",
     tractable_value=False, batch_size_independent=None, low_variance=True,
-    parent="dv", approximation=r"clip the partition scores", extra={"clip": 5.0}))
+    parent="dv", approximation=r"clip the partition scores", extra={"clip": SMILE_CLIP}))
 
 
 def available_bounds() -> Tuple[str, ...]:

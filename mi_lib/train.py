@@ -26,11 +26,11 @@ from torch.optim.adam import adam as adam_update
 from .critics import BaselineMLP, ConcatCritic, SeparableCritic
 from .data import GaussianTask, mi_schedule, mi_to_rho
 from .profiles import resolve_device
+from .bound_grads import value_and_grad_of
 from .registry import get_bound
 from .stacked import StackedBaseline, StackedConcat, StackedSeparable
 
 CRITICS = ("separable", "concat")
-COMPILE_MIN_STEPS = 10_000  # train_sweep(compile=None) compiles the bounds from here (CPU, one chunk)
 
 
 @dataclass(frozen=True)
@@ -153,6 +153,20 @@ class AdamInBackward:
             p.register_post_accumulate_grad_hook(self._hook(i))
 
     def _hook(self, i: int):
+        if self.fused:
+            # torch's fused kernel called directly: the functional ``adam()`` around it regroups
+            # its one-element lists by device and dtype on every call (tens of microseconds
+            # each, 18 calls a step for the paper's separable sweep); the maths is the kernel's
+            m, v, step = self.exp_avg[i], self.exp_avg_sq[i], self.steps[i]
+            b1, b2, lr, eps = self.betas[0], self.betas[1], self.lr, self.eps
+
+            def fused_update(p: torch.Tensor) -> None:
+                step.add_(1)
+                torch._fused_adam_([p], [p.grad], [m], [v], [], [step], amsgrad=False, lr=lr, beta1=b1,
+                                   beta2=b2, weight_decay=0.0, eps=eps, maximize=False)
+                p.grad = None
+            return fused_update
+
         def update(p: torch.Tensor) -> None:
             adam_update([p], [p.grad], [self.exp_avg[i]], [self.exp_avg_sq[i]], [], [self.steps[i]],
                         fused=self.fused, amsgrad=False, beta1=self.betas[0], beta2=self.betas[1],
@@ -233,24 +247,22 @@ def _max_runs_per_chunk(cfg: RunConfig, dev: torch.device, memory_budget_mb: Opt
 
 
 def train_sweep(configs: Sequence[RunConfig], device: str = "auto", dtype=torch.float32, progress: bool = True,
-                memory_budget_mb: Optional[float] = None, compile: Optional[bool] = None) -> SweepResult:
+                memory_budget_mb: Optional[float] = None, compile: bool = False) -> SweepResult:
     """Train runs of one architecture together; chunked automatically when they do not fit in memory.
 
     ``configs`` may differ in bound, ``alpha_logit``, seed and task; everything in
     :meth:`RunConfig.arch_key` must agree. Returns a :class:`SweepResult` with the same
     per-step estimates each run would have had alone.
 
-    ``compile`` runs the bounds (dozens of small ops per run and step) through
-    ``torch.compile``. ``None`` (the default) decides as measured on a 2-core CPU
-    (``benchmarks/bench_sweep.py``): compiling costs about 18 s the first time (2-3 s
-    once inductor's cache is warm) and saves 1-3 ms a step (about 10% for the paper's
-    separable sweep of one task, 27% at the quick profile's smaller widths), so on a CPU it is used
-    for sweeps of at least :data:`COMPILE_MIN_STEPS` steps that run as one chunk (the
-    paper profile's 20,000). The joint critic's chunks would each compile again, for a
-    stage that is ~2% of their step, so they stay eager. Compiling the critics and
-    baselines too measured slower on the CPU (14.2 against 11.5 ms a step for the paper's
-    separable sweep), so only the bounds are compiled. On CUDA the default is eager
-    until measured there. A compiler failure falls back to eager with a warning.
+    ``compile=True`` runs the bound stage (values and gradients of every run's bound,
+    :mod:`mi_lib.bound_grads`) through ``torch.compile``. The default is eager, as
+    measured on a 2-core CPU: since the bounds' gradients are written out, the eager
+    stage is as fast as the compiled one was (paper-size separable sweep: 789 against
+    801 run-steps/s, within the benchmark's noise; quick-profile widths: 7.3 against
+    7.1 ms a step), while compiling costs 3 s with inductor's cache warm and about 18 s
+    cold. Compiling the critics and baselines too measured slower (14.2 against 11.5
+    ms a step). Not yet measured on CUDA. A compiler failure falls back to eager with a
+    warning.
     """
     configs = list(configs)
     if not configs:
@@ -265,9 +277,6 @@ def train_sweep(configs: Sequence[RunConfig], device: str = "auto", dtype=torch.
     per_chunk = _max_runs_per_chunk(configs[0], dev, memory_budget_mb)
     chunks = [configs[i: i + per_chunk] for i in range(0, len(configs), per_chunk)]
     t0 = time.perf_counter()
-    if compile is None:
-        steps = len(mi_schedule(configs[0].mi_levels, configs[0].steps_per_level))
-        compile = dev.type == "cpu" and len(chunks) == 1 and steps >= COMPILE_MIN_STEPS
     results = [_train_chunk(c, dev, dtype, progress, compile) for c in chunks]
     estimates = np.concatenate([r[0] for r in results])
     return SweepResult(configs, estimates, mi_schedule(configs[0].mi_levels, configs[0].steps_per_level),
@@ -283,35 +292,74 @@ def group_by_architecture(configs: Sequence[RunConfig]) -> List[List[RunConfig]]
     return list(groups.values())
 
 
-class _BoundStage:
-    """Every run's bound value from the stacked scores, one batched core call per bound.
+class _FusedBounds(torch.autograd.Function):
+    """All runs' bound values as one autograd node: the forward also computes each run's
+    gradient (:mod:`mi_lib.bound_grads`), the backward scales it by the incoming one."""
 
-    Runs arrive sorted by bound, so each bound's runs are one contiguous slice: the scores
-    split into per-bound views with one op and the gradients join back with one.
+    @staticmethod
+    def forward(ctx, inner, base_runs, states, out_states, scores, log_b):
+        values, grad_s, grad_b, new_states = inner(scores, log_b, states)
+        out_states.extend(new_states)
+        ctx.base_runs = base_runs  # which runs the baseline rows belong to
+        ctx.save_for_backward(grad_s, grad_b)
+        return values
+
+    @staticmethod
+    def backward(ctx, grad_values):
+        grad_s, grad_b = ctx.saved_tensors
+        # each run's value depends on its own scores (and baseline) only: the VJP is a per-run scaling
+        d_s = grad_s * grad_values[:, None, None]
+        d_b = None if grad_b is None else grad_b * grad_values[ctx.base_runs, None]
+        return None, None, None, None, d_s, d_b
+
+
+class _BoundStage:
+    """Every run's bound value from the stacked scores, as one autograd node.
+
+    Runs arrive sorted by bound, so each bound's runs are one contiguous slice. For each
+    slice the bound's value and gradient come from :func:`mi_lib.bound_grads.value_and_grad_of`
+    (closed forms; autograd for a bound that has none), in one batched call; the backward is a
+    single scaling of those gradients. Measured on the 2-core CPU for the paper's ten
+    separable runs of one task: forward and backward of the stage 1.6 ms, against 2.3 ms
+    through autograd (1.1 ms through autograd compiled); a quick-profile separable sweep
+    step 7.3 ms against 8.8 ms.
     """
 
     def __init__(self, configs: List[RunConfig], dev, dtype):
-        self.groups, self.sizes, self.base_sizes = [], [], []
+        self.groups = []  # (value_and_grad, the group's alpha_logits, run slice, baseline slice or None)
+        seen, run0, base0, base_runs = set(), 0, 0, []
         for b, runs in itertools.groupby(configs, key=lambda c: c.bound):
             runs = list(runs)
-            if b in (spec.name for spec, _, _ in self.groups):
+            if b in seen:
                 raise ValueError("runs must be sorted by bound")
-            spec = get_bound(b)
+            seen.add(b)
+            spec, n = get_bound(b), len(runs)
             alphas = torch.tensor([0.0 if c.alpha_logit is None else c.alpha_logit for c in runs], device=dev, dtype=dtype)
-            self.groups.append((spec, alphas, len(self.base_sizes) if spec.needs_baseline else None))
-            self.sizes.append(len(runs))
+            base = None
             if spec.needs_baseline:
-                self.base_sizes.append(len(runs))
+                base, base0 = slice(base0, base0 + n), base0 + n
+                base_runs += range(run0, run0 + n)
+            self.groups.append((value_and_grad_of(b), alphas, slice(run0, run0 + n), base))
+            run0 += n
+        self.base_runs = torch.tensor(base_runs, dtype=torch.long, device=dev)
 
-    def __call__(self, scores: torch.Tensor, log_b: Optional[torch.Tensor], states: List[Optional[torch.Tensor]]):
-        parts = scores.split(self.sizes)  # per bound: [R_b, K, K]
-        base_parts = log_b.split(self.base_sizes) if log_b is not None else None  # [R_b, K]
-        values, new_states = [], []
-        for g, (spec, alpha, bg) in enumerate(self.groups):
-            value, state = spec.train_value(parts[g], None if bg is None else base_parts[bg], alpha, states[g])
-            values.append(value)
-            new_states.append(state)
-        return torch.cat(values), new_states
+    def values_and_grads(self, scores: torch.Tensor, log_b: Optional[torch.Tensor], states: List[Optional[torch.Tensor]]):
+        """``(values [R], d/d scores [R, K, K], d/d log_b [R_b, K] or None, new states)``, no autograd."""
+        values, g_s, g_b, new_states = [], [], [], []
+        for (fn, alphas, rows, base), state in zip(self.groups, states):
+            v, gs, gb, st = fn(scores[rows], None if base is None else log_b[base], alphas, state)
+            values.append(v)
+            g_s.append(gs)
+            if base is not None:
+                g_b.append(gb)
+            new_states.append(st)
+        return torch.cat(values), torch.cat(g_s), (torch.cat(g_b) if g_b else None), new_states
+
+    def __call__(self, scores: torch.Tensor, log_b: Optional[torch.Tensor], states: List[Optional[torch.Tensor]],
+                 inner=None):
+        new_states: List[Optional[torch.Tensor]] = []
+        values = _FusedBounds.apply(inner or self.values_and_grads, self.base_runs, states, new_states, scores, log_b)
+        return values, new_states
 
 
 @contextlib.contextmanager
@@ -332,19 +380,19 @@ def _compiled(stage: "_BoundStage", compile: bool):
     if not compile:
         return stage
     with _quiet_torch():
-        compiled = torch.compile(stage.__call__, dynamic=False)
+        compiled = torch.compile(stage.values_and_grads, dynamic=False)
     state = {"fn": compiled}
 
-    def call(*args):
+    def inner(*args):
         try:
             return state["fn"](*args)
         except Exception as err:  # noqa: BLE001 - any compiler failure falls back to the same maths
-            if state["fn"] is stage:
+            if state["fn"] is stage.values_and_grads:
                 raise
             warnings.warn(f"torch.compile failed ({type(err).__name__}: {err}); running the bounds eagerly")
-            state["fn"] = stage
-            return stage(*args)
-    return call
+            state["fn"] = stage.values_and_grads
+            return state["fn"](*args)
+    return lambda scores, log_b, states: stage(scores, log_b, states, inner=inner)
 
 
 def _train_chunk(configs: List[RunConfig], dev: torch.device, dtype, progress: bool,

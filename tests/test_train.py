@@ -157,14 +157,12 @@ def test_a_compiler_failure_falls_back_to_eager(monkeypatch):
     np.testing.assert_array_equal(fallback.estimates, eager.estimates)
 
 
-def test_compile_default_follows_the_measured_rule(monkeypatch):
+def test_sweeps_run_eagerly_unless_asked_to_compile(monkeypatch):
     import mi_lib.train as T
     seen = []
     monkeypatch.setattr(T, "_train_chunk", lambda c, dev, dtype, progress, compile: (
         seen.append(compile), (np.zeros((len(c), 1)), 0.0))[1])
-    short = _runs("separable")[:2]
-    long = [dataclasses.replace(r, steps_per_level=T.COMPILE_MIN_STEPS) for r in short]
-    train_sweep(short, device="cpu", progress=False)
-    train_sweep(long, device="cpu", progress=False)
-    train_sweep(long, device="cpu", progress=False, memory_budget_mb=1e-3)  # chunked: stays eager
-    assert seen == [False, True, False, False]
+    runs = _runs("separable")[:2]
+    train_sweep(runs, device="cpu", progress=False)
+    train_sweep(runs, device="cpu", progress=False, compile=True)
+    assert seen == [False, True]
