@@ -93,7 +93,12 @@ def bench(runs, steps, device, reps, compiled: bool = True):
         "per_run_seconds": per_run_t, "sweep_seconds": sweep_t,
         "per_run_run_steps_per_s": run_steps / p, "sweep_run_steps_per_s": run_steps / s,
         "per_run_wall_s_per_run": p / len(runs), "sweep_wall_s_per_run": s / len(runs),
-        "speedup_median": p / s, "sweep_gflops": flops / s / 1e9, "per_run_gflops": flops / p / 1e9,
+        "speedup_median": p / s,
+        # each repetition's ratio (per-run and sweep timed back to back): robust to the machine's
+        # speed drifting between repetitions, which the ratio of medians is not
+        "speedup_per_rep": [a / b for a, b in zip(per_run_t, sweep_t)],
+        "speedup_median_of_reps": statistics.median(a / b for a, b in zip(per_run_t, sweep_t)),
+        "sweep_gflops": flops / s / 1e9, "per_run_gflops": flops / p / 1e9,
         "flops_per_run_step": flops / run_steps, "peak_memory_mb": max(mem),
     }
     if compiled:
@@ -101,6 +106,7 @@ def bench(runs, steps, device, reps, compiled: bool = True):
         out.update({
             "compiled_sweep_seconds_excluding_compile": comp_t, "compile_seconds": comp_s,
             "compiled_sweep_run_steps_per_s": run_steps / c, "compiled_speedup_median": p / c,
+            "compiled_speedup_median_of_reps": statistics.median(a / b for a, b in zip(per_run_t, comp_t)),
             "compiled_sweep_gflops": flops / c / 1e9,
             # a paper-length sweep (20,000 steps) of these runs, with the first repetition's compile time
             # (later repetitions reuse the compiled code; a cold inductor cache costs more, see train.py)
@@ -136,7 +142,8 @@ def main(argv=None):
         res["fraction_of_matmul_rate"] = res["sweep_gflops"] / out["matmul_gflops_2048"]
         out[critic] = res
         print(f"  {critic}: per-run {res['per_run_run_steps_per_s']:.0f} run-steps/s, sweep "
-              f"{res['sweep_run_steps_per_s']:.0f} run-steps/s, speedup x{res['speedup_median']:.2f}, "
+              f"{res['sweep_run_steps_per_s']:.0f} run-steps/s, speedup x{res['speedup_median']:.2f} "
+              f"(per repetition: {', '.join(f'{r:.2f}' for r in res['speedup_per_rep'])}), "
               f"sweep {res['sweep_gflops']:.1f} GFLOP/s ({100 * res['fraction_of_matmul_rate']:.0f}% of matmul)",
               flush=True)
         if "compiled_speedup_median" in res:
