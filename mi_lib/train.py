@@ -257,9 +257,9 @@ def train_sweep(configs: Sequence[RunConfig], device: str = "auto", dtype=torch.
     ``compile=True`` runs the bound stage (values and gradients of every run's bound,
     :mod:`mi_lib.bound_grads`) through ``torch.compile``. The default is eager, as
     measured on a 2-core CPU: since the bounds' gradients are written out, the eager
-    stage is as fast as the compiled one was (paper-size separable sweep: 789 against
-    801 run-steps/s, within the benchmark's noise; quick-profile widths: 7.3 against
-    7.1 ms a step), while compiling costs 3 s with inductor's cache warm and about 18 s
+    stage is about as fast as the compiled one (paper-size separable sweep: 783 against
+    815 run-steps/s in ``benchmarks/results/sweep_cpu.json``, the other way round in an
+    A/B run; quick-profile widths: 7.3 against 7.1 ms a step), while compiling costs 3 s with inductor's cache warm and about 18 s
     cold. Compiling the critics and baselines too measured slower (14.2 against 11.5
     ms a step). Not yet measured on CUDA. A compiler failure falls back to eager with a
     warning.
