@@ -274,14 +274,28 @@ def train_sweep(configs: Sequence[RunConfig], device: str = "auto", dtype=torch.
     dev = resolve_device(device)
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
-    per_chunk = _max_runs_per_chunk(configs[0], dev, memory_budget_mb)
-    chunks = [configs[i: i + per_chunk] for i in range(0, len(configs), per_chunk)]
+    chunks = plan_chunks(configs, dev, memory_budget_mb)
     t0 = time.perf_counter()
     results = [_train_chunk(c, dev, dtype, progress, compile) for c in chunks]
     estimates = np.concatenate([r[0] for r in results])
     return SweepResult(configs, estimates, mi_schedule(configs[0].mi_levels, configs[0].steps_per_level),
                        time.perf_counter() - t0, _peak_memory_mb(dev), len(chunks),
                        compile_seconds=sum(r[1] for r in results))
+
+
+def plan_chunks(configs: Sequence[RunConfig], device="auto",
+                memory_budget_mb: Optional[float] = None) -> List[List[RunConfig]]:
+    """The chunks :func:`train_sweep` trains one after another, in order (runs of one architecture).
+
+    A caller that saves results chunk by chunk (as the Fig. 2 experiment does) can train each
+    chunk with its own :func:`train_sweep` call and lose at most one chunk to an interruption:
+    a chunk gives the same histories alone as inside a larger sweep.
+    """
+    configs = list(configs)
+    if not configs:
+        return []
+    per_chunk = _max_runs_per_chunk(configs[0], resolve_device(device), memory_budget_mb)
+    return [configs[i: i + per_chunk] for i in range(0, len(configs), per_chunk)]
 
 
 def group_by_architecture(configs: Sequence[RunConfig]) -> List[List[RunConfig]]:

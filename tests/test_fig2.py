@@ -85,3 +85,34 @@ def test_tradeoff_draws_diverged_runs_on_a_line_not_at_their_error():
     ax = plot_tradeoff(res).axes[0]
     assert ax.get_ylim()[1] < 3 * DIVERGED_NATS  # the -3e4 run does not stretch the axis
     assert any("diverged" in t.get_text() and ": 2" in t.get_text() for t in ax.texts)
+
+
+def test_an_interrupted_figure_keeps_its_finished_chunks(tmp_path, monkeypatch):
+    """Each chunk of a sweep is cached as it finishes: after an interruption, a rerun trains only
+    the chunks that were missing, and gives what an uninterrupted run gives."""
+    import dataclasses
+
+    import mi_lib.train as T
+    cfg = dataclasses.replace(G.CONFIGS["smoke"], device="cpu")
+    monkeypatch.setattr(T, "_max_runs_per_chunk", lambda c, dev, budget: 3)  # several chunks per sweep
+    chunks = [c for g in T.group_by_architecture(G.run_configs(cfg)) for c in T.plan_chunks(g, "cpu")]
+    assert len(chunks) >= 4
+    real, calls = G.train_sweep, []
+
+    def interrupted_at_third(group, **kw):
+        calls.append(group)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(group, **kw)
+
+    monkeypatch.setattr(G, "train_sweep", interrupted_at_third)
+    with pytest.raises(KeyboardInterrupt):
+        G.run(cfg, cache_dir=tmp_path / "a", progress=False)
+    assert len(list((tmp_path / "a").glob("fig2-*.npz"))) == 2
+
+    calls.clear()
+    monkeypatch.setattr(G, "train_sweep", lambda group, **kw: (calls.append(group), real(group, **kw))[1])
+    resumed = G.run(cfg, cache_dir=tmp_path / "a", progress=False)
+    assert len(calls) == len(chunks) - 2
+    fresh = G.run(cfg, cache_dir=tmp_path / "b", progress=False)
+    np.testing.assert_array_equal(resumed["estimates"], fresh["estimates"])

@@ -1,8 +1,8 @@
 r"""Poole et al. Fig. 2: estimators trained on the 20-d Gaussian and cubic tasks, MI staircase 2..10 nats.
 
 :func:`run` trains every (task x critic x estimator) run with the batched engine, one
-sweep per (critic, task, baseline-or-not) group, each group cached on its own so an
-interrupted run keeps what finished. TNCE (InfoNCE with the true conditional) needs no
+sweep per critic architecture (both tasks, every estimator), trained and cached chunk by
+chunk (:func:`mi_lib.train.plan_chunks`), so an interrupted run keeps every finished chunk. TNCE (InfoNCE with the true conditional) needs no
 training and is evaluated on the very batches the trained runs saw.
 """
 from __future__ import annotations
@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from .. import bounds as B
 from ..cache import cached
 from ..critics import GaussianOptimalCritic
 from ..data import GaussianTask, mi_schedule, mi_to_rho
 from ..profiles import resolve_device
-from ..train import GaussianStream, RunConfig, group_by_architecture, train_sweep
+from ..train import GaussianStream, RunConfig, group_by_architecture, plan_chunks, train_sweep
 
 # estimator label -> (bound name, alpha_logit); the alpha logits -5, 0, 5 are the colab's
 ESTIMATORS: Dict[str, Tuple[str, Optional[float]]] = {
@@ -124,14 +125,18 @@ def run(cfg: Fig2Config, cache_dir: Optional[Path] = None, force: bool = False, 
     estimates = np.zeros((len(runs), len(mi_schedule(cfg.mi_levels, cfg.steps_per_level))))
     seconds = np.zeros(len(runs))
     peak = 0.0
-    for group in group_by_architecture(runs):
-        # one cache entry per critic sweep (both tasks): an interrupted figure keeps finished sweeps
-        res = cached(lambda key: _train_group(list(key.runs), cfg.device, progress), _GroupKey(tuple(group)),
-                     cache_dir, force=force, name=f"fig2-{group[0].critic}")
-        idx = [runs.index(r) for r in group]
-        estimates[idx] = res["estimates"]
-        seconds[idx] = res["seconds"] / len(group)  # wall seconds per run, amortised over the sweep
-        peak = max(peak, float(res["peak_memory_mb"]))
+    chunks = [c for group in group_by_architecture(runs) for c in plan_chunks(group, cfg.device)]
+    with tqdm(total=len(chunks), desc="fig2 sweeps", disable=not progress or len(chunks) < 2, leave=False) as bar:
+        for chunk in chunks:
+            # one cache entry per chunk of a critic sweep (the runs trained together): an interrupted
+            # figure keeps every finished chunk, and a chunk's histories do not depend on the others
+            res = cached(lambda key: _train_group(list(key.runs), cfg.device, progress), _GroupKey(tuple(chunk)),
+                         cache_dir, force=force, name=f"fig2-{chunk[0].critic}")
+            idx = [runs.index(r) for r in chunk]
+            estimates[idx] = res["estimates"]
+            seconds[idx] = res["seconds"] / len(chunk)  # wall seconds per run, amortised over the sweep
+            peak = max(peak, float(res["peak_memory_mb"]))
+            bar.update(1)
     tnce = np.stack([tnce_history(cfg, t) for t in cfg.tasks])
     return {
         "mi": mi_schedule(cfg.mi_levels, cfg.steps_per_level), "estimates": estimates, "tnce": tnce,
