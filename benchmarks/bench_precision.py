@@ -1,0 +1,159 @@
+"""Benchmark: would bfloat16 matmuls speed up the sweep engine on this CPU?
+
+The engine trains in float32. This measures what bfloat16 would buy on the machine it runs on:
+(1) the batched products at the shapes of the Fig. 2 sweeps (separable critic, baseline, joint
+critic on the K^2 pairs), forward and both backward products, float32 against bfloat16;
+(2) one elementwise pass and one dtype cast over a joint-critic activation; (3) whole training
+steps of the paper's separable sweep of one task (10 runs), float32 against the critic and
+baselines under ``torch.autocast(dtype=torch.bfloat16)`` (float32 weights, Adam and bounds),
+alternating blocks of steps. Medians. Writes benchmarks/results/precision_<device>.json.
+
+    python benchmarks/bench_precision.py [--threads 2]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from mi_lib.experiments.gaussian import CONFIGS, run_configs
+from mi_lib.stacked import StackedBaseline, StackedSeparable
+from mi_lib.train import AdamInBackward, GaussianStream, _BoundStage, build_modules, mi_schedule
+
+SHAPES = {  # name: (runs R, rows N, in, out)
+    "separable hidden layer (10 runs, K = 64)": (10, 64, 256, 256),
+    "baseline hidden layer (4 runs, K = 64)": (4, 64, 512, 512),
+    "joint hidden layer on the K^2 pairs (2 runs)": (2, 64 * 64, 256, 256),
+}
+
+
+def _median_seconds(fn, reps: int) -> float:
+    for _ in range(3):
+        fn()
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def products(reps: int) -> dict:
+    out = {}
+    for name, (r, n, a, b) in SHAPES.items():
+        flops = 2 * r * n * a * b / 1e9
+        row = {}
+        for dt in (torch.float32, torch.bfloat16):
+            h, w = torch.randn(r, n, a).to(dt), torch.randn(r, a, b).to(dt)
+            g, bias = torch.randn(r, n, b).to(dt), torch.randn(r, 1, b).to(dt)
+            key = str(dt).replace("torch.", "")
+            row[key] = {
+                "forward_gflops": flops / _median_seconds(lambda: torch.baddbmm(bias, h, w), reps),
+                "grad_weight_gflops": flops / _median_seconds(lambda: torch.bmm(h.transpose(1, 2), g), reps),
+                "grad_input_gflops": flops / _median_seconds(lambda: torch.bmm(g, w.transpose(1, 2)), reps),
+            }
+        out[name] = row
+    return out
+
+
+def elementwise(reps: int) -> dict:
+    x32 = torch.randn(2, 64 * 64, 256)
+    x16 = x32.bfloat16()
+    return {
+        "relu_us_float32": 1e6 * _median_seconds(lambda: torch.relu_(x32), reps),
+        "relu_us_bfloat16": 1e6 * _median_seconds(lambda: torch.relu_(x16), reps),
+        "cast_float32_to_bfloat16_us": 1e6 * _median_seconds(lambda: x32.bfloat16(), reps),
+    }
+
+
+class _Autocast:
+    """Run a stacked module's forward under bfloat16 autocast; hand float32 scores on."""
+
+    def __init__(self, module):
+        self.module = module
+
+    def parameters(self):
+        return self.module.parameters()
+
+    def __call__(self, *args):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = self.module(*args)
+        return out.float()
+
+
+def _separable_engine(bf16: bool):
+    runs = [r for r in run_configs(CONFIGS["paper"]) if r.task.name == "gaussian" and r.critic == "separable"]
+    order = list(dict.fromkeys(r.bound for r in runs))
+    runs = sorted(runs, key=lambda r: order.index(r.bound))
+    modules = [build_modules(r) for r in runs]
+    critic = StackedSeparable([m[0] for m in modules], "cpu", torch.float32)
+    with_base = [i for i, r in enumerate(runs) if r.needs_baseline]
+    baseline = StackedBaseline([modules[i][1] for i in with_base], "cpu", torch.float32)
+    AdamInBackward(critic.parameters() + baseline.parameters(), runs[0].lr)
+    if bf16:
+        critic, baseline = _Autocast(critic), _Autocast(baseline)
+    mi = mi_schedule((2.0,), 100_000)
+    stream = GaussianStream(runs[0].task, runs[0].seed, runs[0].batch_size, mi, "cpu")
+    stage = _BoundStage(runs, "cpu", torch.float32)
+    state = {"step": 0, "states": [None] * len(stage.groups)}
+
+    def step():
+        x, y = stream.batch(state["step"])
+        scores = critic(x.expand(len(runs), *x.shape), y.expand(len(runs), *y.shape))
+        log_b = baseline(y.expand(len(with_base), *y.shape))
+        values, state["states"] = stage(scores, log_b, state["states"])
+        (-values.sum()).backward()
+        state["step"] += 1
+    return step
+
+
+def separable_steps(blocks: int, per_block: int = 20) -> dict:
+    engines = {"float32": _separable_engine(False), "bfloat16_autocast": _separable_engine(True)}
+    for step in engines.values():
+        for _ in range(30):
+            step()
+    ms = {k: [] for k in engines}
+    for _ in range(blocks):
+        for k, step in engines.items():
+            t0 = time.perf_counter()
+            for _ in range(per_block):
+                step()
+            ms[k].append(1e3 * (time.perf_counter() - t0) / per_block)
+    return {f"{k}_ms_per_step": statistics.median(v) for k, v in ms.items()} | {"blocks": blocks}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--reps", type=int, default=50)
+    ap.add_argument("--blocks", type=int, default=15)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    flags = open("/proc/cpuinfo").read().split() if Path("/proc/cpuinfo").exists() else []
+    out = {"machine": {"python": sys.version.split()[0], "torch": torch.__version__, "platform": platform.platform(),
+                       "cpus": os.cpu_count(), "threads": torch.get_num_threads(),
+                       "avx512_bf16": "avx512_bf16" in flags, "amx_bf16": "amx_bf16" in flags}}
+    out["products"] = products(args.reps)
+    for name, row in out["products"].items():
+        f, b = row["float32"], row["bfloat16"]
+        print(f"{name}: float32 {f['forward_gflops']:.0f}/{f['grad_weight_gflops']:.0f}/{f['grad_input_gflops']:.0f}, "
+              f"bfloat16 {b['forward_gflops']:.0f}/{b['grad_weight_gflops']:.0f}/{b['grad_input_gflops']:.0f} GFLOP/s "
+              "(forward / weight gradient / input gradient)", flush=True)
+    out["elementwise"] = elementwise(args.reps)
+    print("elementwise on [2, 4096, 256]:", {k: round(v) for k, v in out["elementwise"].items()}, flush=True)
+    out["separable_sweep"] = separable_steps(args.blocks)
+    print("separable sweep step:", {k: round(v, 2) for k, v in out["separable_sweep"].items()}, flush=True)
+    path = Path(__file__).parent / "results" / "precision_cpu.json"
+    path.write_text(json.dumps(out, indent=2))
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
