@@ -159,25 +159,41 @@ def pair_mlp(hx: torch.Tensor, hy: torch.Tensor, params: Sequence[torch.Tensor],
     return PairMLP.apply(workspace if torch.is_grad_enabled() else None, hx, hy, *params)
 
 
-class StackedSeparable:
-    """R separable critics ``g(x)^T h(y)``: ``x: [R, K, dx], y: [R, K, dy] -> [R, K, K]``."""
+def _in_compute_dtype(tensors: Sequence[torch.Tensor], dtype: Optional[torch.dtype]) -> List[torch.Tensor]:
+    """``tensors`` cast to ``dtype`` (autograd records the casts, so gradients come back in the
+    parameters' own dtype), or unchanged when ``dtype`` is ``None``."""
+    return list(tensors) if dtype is None else [t.to(dtype) for t in tensors]
 
-    def __init__(self, critics: Sequence[SeparableCritic], device, dtype):
+
+class StackedSeparable:
+    """R separable critics ``g(x)^T h(y)``: ``x: [R, K, dx], y: [R, K, dy] -> [R, K, K]``.
+
+    ``compute_dtype`` (e.g. ``torch.bfloat16``): run the layers in that dtype on copies of the
+    weights and return float scores in the parameters' dtype; ``None``: the parameters' dtype.
+    """
+
+    def __init__(self, critics: Sequence[SeparableCritic], device, dtype, compute_dtype=None):
         self.g = stack_linears([c.g for c in critics], device, dtype)
         self.h = stack_linears([c.h for c in critics], device, dtype)
+        self.dtype, self.compute_dtype = dtype, compute_dtype
 
     def parameters(self) -> List[torch.Tensor]:
         return self.g + self.h
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return torch.bmm(stacked_mlp(self.g, x), stacked_mlp(self.h, y).transpose(1, 2))  # [R, K, K]
+        cd = self.compute_dtype
+        x, y = _in_compute_dtype([x, y], cd)
+        gx = stacked_mlp(_in_compute_dtype(self.g, cd), x)
+        hy = stacked_mlp(_in_compute_dtype(self.h, cd), y)
+        return torch.bmm(gx, hy.transpose(1, 2)).to(self.dtype)  # [R, K, K]
 
 
 class StackedConcat:
     """R joint critics on all K^2 pairs, first layer split as ``W_x x + W_y y``: ``-> [R, K, K]``."""
 
-    def __init__(self, critics: Sequence[ConcatCritic], device, dtype):
+    def __init__(self, critics: Sequence[ConcatCritic], device, dtype, compute_dtype=None):
         self.x_dim = critics[0].x_dim
+        self.dtype, self.compute_dtype = dtype, compute_dtype
         params = stack_linears(critics, device, dtype)
         w_first = params[0].detach()  # [R, dx + dy, H]
         self.w_x = w_first[:, : self.x_dim].contiguous().requires_grad_(True)
@@ -190,19 +206,24 @@ class StackedConcat:
         return [self.w_x, self.w_y, self.b_first] + self.rest
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        hx = torch.baddbmm(self.b_first, x, self.w_x)  # [R, K, H]
+        cd = self.compute_dtype
+        hx = torch.baddbmm(self.b_first, x, self.w_x)  # [R, K, H], in the parameters' dtype (O(K) work)
         hy = torch.bmm(y, self.w_y)  # [R, K, H]
-        return pair_mlp(hx, hy, self.rest, self.workspace)  # [R, K, K]
+        hx, hy = _in_compute_dtype([hx, hy], cd)  # the K^2 part in the compute dtype
+        return pair_mlp(hx, hy, _in_compute_dtype(self.rest, cd), self.workspace).to(self.dtype)  # [R, K, K]
 
 
 class StackedBaseline:
     """R baseline MLPs ``log a(y)``: ``y: [R, K, dy] -> [R, K]``."""
 
-    def __init__(self, baselines: Sequence[BaselineMLP], device, dtype):
+    def __init__(self, baselines: Sequence[BaselineMLP], device, dtype, compute_dtype=None):
         self.params = stack_linears([b.net for b in baselines], device, dtype)
+        self.dtype, self.compute_dtype = dtype, compute_dtype
 
     def parameters(self) -> List[torch.Tensor]:
         return self.params
 
     def __call__(self, y: torch.Tensor) -> torch.Tensor:
-        return stacked_mlp(self.params, y).squeeze(-1)
+        cd = self.compute_dtype
+        (y,) = _in_compute_dtype([y], cd)
+        return stacked_mlp(_in_compute_dtype(self.params, cd), y).squeeze(-1).to(self.dtype)

@@ -247,7 +247,8 @@ def _max_runs_per_chunk(cfg: RunConfig, dev: torch.device, memory_budget_mb: Opt
 
 
 def train_sweep(configs: Sequence[RunConfig], device: str = "auto", dtype=torch.float32, progress: bool = True,
-                memory_budget_mb: Optional[float] = None, compile: bool = False) -> SweepResult:
+                memory_budget_mb: Optional[float] = None, compile: bool = False,
+                compute_dtype: Optional[torch.dtype] = None) -> SweepResult:
     """Train runs of one architecture together; chunked automatically when they do not fit in memory.
 
     ``configs`` may differ in bound, ``alpha_logit``, seed and task; everything in
@@ -263,10 +264,17 @@ def train_sweep(configs: Sequence[RunConfig], device: str = "auto", dtype=torch.
     cold. Compiling the critics and baselines too measured slower (14.2 against 11.5
     ms a step). Not yet measured on CUDA. A compiler failure falls back to eager with a
     warning.
+
+    ``compute_dtype=torch.bfloat16`` runs the critics' and baselines' layers in bfloat16 on
+    copies of the weights; the weights, Adam and the bounds stay in ``dtype``. ``None`` (the
+    default): everything in ``dtype``. What bfloat16 does to the Fig. 2 estimates is measured in
+    ``benchmarks/bench_precision_fig2.py``.
     """
     configs = list(configs)
     if not configs:
         raise ValueError("train_sweep needs at least one RunConfig")
+    if compute_dtype is not None and not (isinstance(compute_dtype, torch.dtype) and compute_dtype.is_floating_point):
+        raise ValueError(f"compute_dtype must be a floating-point torch.dtype or None, got {compute_dtype!r}")
     keys = {c.arch_key() for c in configs}
     if len(keys) > 1:
         raise ValueError("all runs of a sweep must share the architecture, batch size, schedule and lr; "
@@ -276,7 +284,7 @@ def train_sweep(configs: Sequence[RunConfig], device: str = "auto", dtype=torch.
         torch.cuda.reset_peak_memory_stats(dev)
     chunks = plan_chunks(configs, dev, memory_budget_mb)
     t0 = time.perf_counter()
-    results = [_train_chunk(c, dev, dtype, progress, compile) for c in chunks]
+    results = [_train_chunk(c, dev, dtype, progress, compile, compute_dtype) for c in chunks]
     estimates = np.concatenate([r[0] for r in results])
     return SweepResult(configs, estimates, mi_schedule(configs[0].mi_levels, configs[0].steps_per_level),
                        time.perf_counter() - t0, _peak_memory_mb(dev), len(chunks),
@@ -410,7 +418,7 @@ def _compiled(stage: "_BoundStage", compile: bool):
 
 
 def _train_chunk(configs: List[RunConfig], dev: torch.device, dtype, progress: bool,
-                 compile: bool = False) -> Tuple[np.ndarray, float]:
+                 compile: bool = False, compute_dtype: Optional[torch.dtype] = None) -> Tuple[np.ndarray, float]:
     """Train one chunk of runs; returns ``(estimates [R, steps], seconds spent compiling)``."""
     first = configs[0]
     # runs sorted by bound (stable), so each bound's runs are one contiguous slice of the stack:
@@ -420,10 +428,11 @@ def _train_chunk(configs: List[RunConfig], dev: torch.device, dtype, progress: b
     configs = [configs[r] for r in order]
     modules = [build_modules(c, dtype) for c in configs]
     stack_cls = StackedSeparable if first.critic == "separable" else StackedConcat
-    critic = stack_cls([m[0] for m in modules], dev, dtype)
+    cd = None if compute_dtype == dtype else compute_dtype
+    critic = stack_cls([m[0] for m in modules], dev, dtype, cd)
     # baselines only for the runs whose bound has one (in run order, so also contiguous per bound)
     with_base = [r for r, c in enumerate(configs) if c.needs_baseline]
-    baseline = StackedBaseline([modules[r][1] for r in with_base], dev, dtype) if with_base else None
+    baseline = StackedBaseline([modules[r][1] for r in with_base], dev, dtype, cd) if with_base else None
     params = critic.parameters() + ([] if baseline is None else baseline.parameters())
     AdamInBackward(params, first.lr)  # every backward() below also takes the Adam step
     mi = mi_schedule(first.mi_levels, first.steps_per_level)

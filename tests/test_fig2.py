@@ -116,3 +116,12 @@ def test_an_interrupted_figure_keeps_its_finished_chunks(tmp_path, monkeypatch):
     assert len(calls) == len(chunks) - 2
     fresh = G.run(cfg, cache_dir=tmp_path / "b", progress=False)
     np.testing.assert_array_equal(resumed["estimates"], fresh["estimates"])
+
+
+def test_precision_is_checked_and_keys_the_cache():
+    import dataclasses
+    with pytest.raises(ValueError, match="precision"):
+        dataclasses.replace(G.CONFIGS["smoke"], precision="float8")
+    from mi_lib.cache import config_key
+    runs = tuple(G.run_configs(G.CONFIGS["smoke"])[:2])
+    assert config_key(G._GroupKey(runs, "bfloat16")) != config_key(G._GroupKey(runs, "float32"))

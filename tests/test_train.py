@@ -160,9 +160,45 @@ def test_a_compiler_failure_falls_back_to_eager(monkeypatch):
 def test_sweeps_run_eagerly_unless_asked_to_compile(monkeypatch):
     import mi_lib.train as T
     seen = []
-    monkeypatch.setattr(T, "_train_chunk", lambda c, dev, dtype, progress, compile: (
+    monkeypatch.setattr(T, "_train_chunk", lambda c, dev, dtype, progress, compile, compute_dtype: (
         seen.append(compile), (np.zeros((len(c), 1)), 0.0))[1])
     runs = _runs("separable")[:2]
     train_sweep(runs, device="cpu", progress=False)
     train_sweep(runs, device="cpu", progress=False, compile=True)
     assert seen == [False, True]
+
+
+@pytest.mark.parametrize("critic", ["separable", "concat"])
+def test_bfloat16_compute_gives_float32_gradients_close_to_float32_ones(critic):
+    """compute_dtype=bfloat16: the layers run in bfloat16 (the scores differ from float32 ones by
+    bfloat16 rounding, not by zero), the gradients arrive in the float32 weights, close to float32's."""
+    from mi_lib.critics import BaselineMLP, ConcatCritic, SeparableCritic
+    from mi_lib.stacked import StackedBaseline, StackedConcat, StackedSeparable
+
+    torch.manual_seed(0)
+    make = (lambda: SeparableCritic(4, 4, 32, 2, 8)) if critic == "separable" else (lambda: ConcatCritic(4, 4, 32, 2))
+    mods, bases = [make() for _ in range(3)], [BaselineMLP(4, 32, 2) for _ in range(3)]
+    cls = StackedSeparable if critic == "separable" else StackedConcat
+    x, y = torch.randn(3, 16, 4), torch.randn(3, 16, 4)
+    weight = torch.randn(3, 16, 16)
+    out = {}
+    for name, cd in (("float32", None), ("bfloat16", torch.bfloat16)):
+        stacked, base = cls(mods, "cpu", torch.float32, cd), StackedBaseline(bases, "cpu", torch.float32, cd)
+        scores, log_b = stacked(x, y), base(y)
+        assert scores.dtype == log_b.dtype == torch.float32
+        ((scores * weight).sum() + log_b.sum()).backward()
+        params = stacked.parameters() + base.parameters()
+        assert all(p.dtype == torch.float32 and p.grad.dtype == torch.float32 for p in params)
+        out[name] = (scores.detach(), log_b.detach(), [p.grad for p in params])
+    (s32, b32, g32), (s16, b16, g16) = out["float32"], out["bfloat16"]
+    assert 0 < (s16 - s32).abs().max() < 0.05 * s32.abs().max()
+    assert 0 < (b16 - b32).abs().max() < 0.05 * b32.abs().max()
+    for a, b in zip(g16, g32):  # each parameter's gradient points the same way as float32's
+        assert torch.nn.functional.cosine_similarity(a.flatten(), b.flatten(), dim=0) > 0.99
+
+
+def test_compute_dtype_is_checked():
+    runs = _runs("separable")[:1]
+    for bad in (torch.int32, "bfloat16"):
+        with pytest.raises(ValueError, match="compute_dtype"):
+            train_sweep(runs, device="cpu", progress=False, compute_dtype=bad)

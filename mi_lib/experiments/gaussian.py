@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
+import torch
 from tqdm.auto import tqdm
 
 from .. import bounds as B
@@ -28,6 +29,9 @@ ESTIMATORS: Dict[str, Tuple[str, Optional[float]]] = {
     "alpha=0.01": ("interpolated", -5.0), "alpha=0.5": ("interpolated", 0.0), "alpha=0.99": ("interpolated", 5.0),
     "DV": ("dv", None), "MINE": ("mine", None), "SMILE": ("smile", None),
 }
+
+
+PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16}  # Fig2Config.precision -> train_sweep's compute_dtype
 
 
 @dataclass(frozen=True)
@@ -50,11 +54,14 @@ class Fig2Config:
     seed: int = 0
     w_seed: int = 1
     device: str = "auto"
+    precision: str = "float32"  # "bfloat16": critics and baselines computed in bfloat16 (train_sweep's compute_dtype)
 
     def __post_init__(self):
         unknown = [e for e in self.estimators if e not in ESTIMATORS]
         if unknown:
             raise ValueError(f"unknown estimators {unknown}; valid: {', '.join(ESTIMATORS)}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r}; valid: {', '.join(PRECISIONS)}")
 
 
 CONFIGS = {
@@ -107,8 +114,8 @@ def tnce_history(cfg: Fig2Config, task: str, device: str = "cpu") -> np.ndarray:
     return out
 
 
-def _train_group(group: List[RunConfig], device: str, progress: bool) -> Dict[str, np.ndarray]:
-    res = train_sweep(group, device=device, progress=progress)
+def _train_group(group: List[RunConfig], device: str, progress: bool, precision: str = "float32") -> Dict[str, np.ndarray]:
+    res = train_sweep(group, device=device, progress=progress, compute_dtype=PRECISIONS[precision])
     return {"estimates": res.estimates, "seconds": res.seconds, "peak_memory_mb": res.peak_memory_mb}
 
 
@@ -117,6 +124,7 @@ class _GroupKey:
     """What a cached sweep group depends on (the runs themselves)."""
 
     runs: Tuple[RunConfig, ...]
+    precision: str = "float32"
 
 
 def run(cfg: Fig2Config, cache_dir: Optional[Path] = None, force: bool = False, progress: bool = True) -> Dict:
@@ -130,8 +138,8 @@ def run(cfg: Fig2Config, cache_dir: Optional[Path] = None, force: bool = False, 
         for chunk in chunks:
             # one cache entry per chunk of a critic sweep (the runs trained together): an interrupted
             # figure keeps every finished chunk, and a chunk's histories do not depend on the others
-            res = cached(lambda key: _train_group(list(key.runs), cfg.device, progress), _GroupKey(tuple(chunk)),
-                         cache_dir, force=force, name=f"fig2-{chunk[0].critic}")
+            res = cached(lambda key: _train_group(list(key.runs), cfg.device, progress, key.precision),
+                         _GroupKey(tuple(chunk), cfg.precision), cache_dir, force=force, name=f"fig2-{chunk[0].critic}")
             idx = [runs.index(r) for r in chunk]
             estimates[idx] = res["estimates"]
             seconds[idx] = res["seconds"] / len(chunk)  # wall seconds per run, amortised over the sweep
