@@ -6,7 +6,9 @@ critic on the K^2 pairs), forward and both backward products, float32 against bf
 (2) one elementwise pass and one dtype cast over a joint-critic activation; (3) whole training
 steps of the paper's separable sweep of one task (10 runs), float32 against the critic and
 baselines under ``torch.autocast(dtype=torch.bfloat16)`` (float32 weights, Adam and bounds),
-alternating blocks of steps. Medians. Writes benchmarks/results/precision_<device>.json.
+alternating blocks of steps; (4) the paper's joint sweep of one task through ``train_sweep``,
+float32 against ``compute_dtype=torch.bfloat16``. Medians. Writes
+benchmarks/results/precision_<device>.json.
 
     python benchmarks/bench_precision.py [--threads 2]
 """
@@ -129,11 +131,28 @@ def separable_steps(blocks: int, per_block: int = 20) -> dict:
     return {f"{k}_ms_per_step": statistics.median(v) for k, v in ms.items()} | {"blocks": blocks}
 
 
+def joint_sweeps(reps: int, steps: int = 20) -> dict:
+    """The paper's joint sweep of one task (10 runs) through ``train_sweep``, float32 against
+    ``compute_dtype=torch.bfloat16``, alternating repetitions of ``steps`` steps."""
+    import dataclasses
+
+    from mi_lib.train import train_sweep
+    runs = [dataclasses.replace(r, mi_levels=(2.0,), steps_per_level=steps)
+            for r in run_configs(CONFIGS["paper"]) if r.task.name == "gaussian" and r.critic == "concat"]
+    secs = {"float32": [], "bfloat16": []}
+    for _ in range(reps):
+        for name, cd in (("float32", None), ("bfloat16", torch.bfloat16)):
+            secs[name].append(train_sweep(runs, device="cpu", progress=False, compute_dtype=cd).seconds)
+    return {f"{k}_run_steps_per_s": len(runs) * steps / statistics.median(v) for k, v in secs.items()} | {
+        "reps": reps, "steps": steps, "seconds": secs}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--reps", type=int, default=50)
     ap.add_argument("--blocks", type=int, default=15)
+    ap.add_argument("--joint-reps", type=int, default=3)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     flags = open("/proc/cpuinfo").read().split() if Path("/proc/cpuinfo").exists() else []
@@ -150,6 +169,9 @@ def main(argv=None):
     print("elementwise on [2, 4096, 256]:", {k: round(v) for k, v in out["elementwise"].items()}, flush=True)
     out["separable_sweep"] = separable_steps(args.blocks)
     print("separable sweep step:", {k: round(v, 2) for k, v in out["separable_sweep"].items()}, flush=True)
+    out["joint_sweep"] = joint_sweeps(args.joint_reps)
+    print("joint sweep (train_sweep, paper architecture):",
+          {k: round(v, 1) for k, v in out["joint_sweep"].items() if k.endswith("per_s")}, flush=True)
     path = Path(__file__).parent / "results" / "precision_cpu.json"
     path.write_text(json.dumps(out, indent=2))
     print(f"wrote {path}")
