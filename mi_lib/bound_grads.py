@@ -49,6 +49,7 @@ from typing import Callable, Dict, Optional, Tuple
 import torch
 
 from . import bounds as B
+from .bounds import _diag  # the diagonal view [..., K] of [..., K, K]
 from .registry import MINE_MOMENTUM, SMILE_CLIP, get_bound
 
 ValueAndGrad = Callable[..., Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor], Optional[torch.Tensor]]]
@@ -64,10 +65,6 @@ def _eye(k: int, device: torch.device) -> torch.Tensor:
     if torch.compiler.is_compiling():
         return torch.eye(k, dtype=torch.bool, device=device)
     return _eye_cached(k, device)
-
-
-def _diag(s: torch.Tensor) -> torch.Tensor:
-    return torch.diagonal(s, dim1=-2, dim2=-1)
 
 
 def _offdiag_lse(t: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:

@@ -260,10 +260,10 @@ def train_sweep(configs: Sequence[RunConfig], device: str = "auto", dtype=torch.
     measured on a 2-core CPU: since the bounds' gradients are written out, the eager
     stage is about as fast as the compiled one (paper-size separable sweep: 783 against
     815 run-steps/s in ``benchmarks/results/sweep_cpu.json``, the other way round in an
-    A/B run; quick-profile widths: 7.3 against 7.1 ms a step), while compiling costs 3 s with inductor's cache warm and about 18 s
-    cold. Compiling the critics and baselines too measured slower (14.2 against 11.5
-    ms a step). Not yet measured on CUDA. A compiler failure falls back to eager with a
-    warning.
+    A/B run; quick-profile widths: 7.3 against 7.1 ms a step), while compiling costs 3 s
+    with inductor's cache warm and about 18 s cold. Compiling the critics and baselines
+    too measured slower (14.2 against 11.5 ms a step). Not yet measured on CUDA. A
+    compiler failure falls back to eager with a warning.
 
     ``compute_dtype=torch.bfloat16`` runs the critics' and baselines' layers in bfloat16 on
     copies of the weights; the weights, Adam and the bounds stay in ``dtype``. ``None`` (the
@@ -421,8 +421,8 @@ def _train_chunk(configs: List[RunConfig], dev: torch.device, dtype, progress: b
                  compile: bool = False, compute_dtype: Optional[torch.dtype] = None) -> Tuple[np.ndarray, float]:
     """Train one chunk of runs; returns ``(estimates [R, steps], seconds spent compiling)``."""
     first = configs[0]
-    # runs sorted by bound (stable), so each bound's runs are one contiguous slice of the stack:
-    # the scores split into per-bound views with one op, and the gradients join back with one
+    # runs sorted by bound (stable), so each bound's runs are one contiguous slice of the stack
+    # (the bound stage takes views of the scores, and its gradients join back with one cat)
     bound_order = {b: i for i, b in enumerate(dict.fromkeys(c.bound for c in configs))}
     order = sorted(range(len(configs)), key=lambda r: bound_order[configs[r].bound])
     configs = [configs[r] for r in order]
@@ -460,8 +460,8 @@ def _train_chunk(configs: List[RunConfig], dev: torch.device, dtype, progress: b
                 x_s, y_s = torch.stack(xs), torch.stack(ys)  # [streams, K, d]
                 x_r, y_r = x_s[run_stream], y_s[run_stream]
                 y_b = None if baseline is None else y_s[base_stream]
-            # step 1 compiles (the forward, then its backward): torch's own deprecation notices then
-            # are not the user's business
+            # step 1 compiles the bound stage: torch's own deprecation notices then are not the
+            # user's business
             with _quiet_torch() if compile and step == 1 else contextlib.nullcontext():
                 scores = critic(x_r, y_r)  # [R, K, K]
                 log_b = baseline(y_b) if baseline is not None else None  # [R_baseline, K]
@@ -474,8 +474,8 @@ def _train_chunk(configs: List[RunConfig], dev: torch.device, dtype, progress: b
     sorted_estimates = estimates.T.cpu().numpy()
     out = np.empty_like(sorted_estimates)
     out[order] = sorted_estimates  # back to the caller's run order
-    # compiling happens in step 1 (the forward, then its backward), with one-off costs around it:
-    # the first three steps' excess over three times step 4, plus importing the compiler
+    # compiling happens in step 1, with one-off costs around it: the first three steps' excess
+    # over three times step 4, plus importing the compiler
     if compile and len(step_seconds) == 5:
         compile_seconds = t_setup + max(0.0, (step_seconds[3] - step_seconds[0]) - 3 * (step_seconds[4] - step_seconds[3]))
     else:

@@ -2,8 +2,9 @@ r"""Poole et al. Fig. 2: estimators trained on the 20-d Gaussian and cubic tasks
 
 :func:`run` trains every (task x critic x estimator) run with the batched engine, one
 sweep per critic architecture (both tasks, every estimator), trained and cached chunk by
-chunk (:func:`mi_lib.train.plan_chunks`), so an interrupted run keeps every finished chunk. TNCE (InfoNCE with the true conditional) needs no
-training and is evaluated on the very batches the trained runs saw.
+chunk (:func:`mi_lib.train.plan_chunks`), so an interrupted run keeps every finished
+chunk. TNCE (InfoNCE with the true conditional) needs no training and is evaluated on
+the very batches the trained runs saw.
 """
 from __future__ import annotations
 
