@@ -3,18 +3,18 @@
 The engine trains in float32. This measures what bfloat16 would buy on the machine it runs on:
 (1) the batched products at the shapes of the Fig. 2 sweeps (separable critic, baseline, joint
 critic on the K^2 pairs), forward and both backward products, float32 against bfloat16;
-(2) one elementwise pass and one dtype cast over a joint-critic activation; (3) whole training
-steps of the paper's separable sweep of one task (10 runs), float32 against the critic and
-baselines under ``torch.autocast(dtype=torch.bfloat16)`` (float32 weights, Adam and bounds),
-alternating blocks of steps; (4) the paper's joint sweep of one task through ``train_sweep``,
-float32 against ``compute_dtype=torch.bfloat16``. Medians. Writes
+(2) one elementwise pass and one dtype cast over a joint-critic activation; (3) the paper's
+separable and joint sweeps of one task (10 runs each) through ``train_sweep``, float32 against
+``compute_dtype=torch.bfloat16`` (critics and baselines in bfloat16 on float32 weights; Adam and
+the bounds in float32), alternating repetitions. Medians. Writes
 benchmarks/results/precision_<device>.json.
 
-    python benchmarks/bench_precision.py [--threads 2]
+    python benchmarks/bench_precision.py [--threads 2] [--reps-sweep 3]
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -26,8 +26,7 @@ from pathlib import Path
 import torch
 
 from mi_lib.experiments.gaussian import CONFIGS, run_configs
-from mi_lib.stacked import StackedBaseline, StackedSeparable
-from mi_lib.train import AdamInBackward, GaussianStream, _BoundStage, build_modules, mi_schedule
+from mi_lib.train import train_sweep
 
 SHAPES = {  # name: (runs R, rows N, in, out)
     "separable hidden layer (10 runs, K = 64)": (10, 64, 256, 256),
@@ -75,70 +74,11 @@ def elementwise(reps: int) -> dict:
     }
 
 
-class _Autocast:
-    """Run a stacked module's forward under bfloat16 autocast; hand float32 scores on."""
-
-    def __init__(self, module):
-        self.module = module
-
-    def parameters(self):
-        return self.module.parameters()
-
-    def __call__(self, *args):
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            out = self.module(*args)
-        return out.float()
-
-
-def _separable_engine(bf16: bool):
-    runs = [r for r in run_configs(CONFIGS["paper"]) if r.task.name == "gaussian" and r.critic == "separable"]
-    order = list(dict.fromkeys(r.bound for r in runs))
-    runs = sorted(runs, key=lambda r: order.index(r.bound))
-    modules = [build_modules(r) for r in runs]
-    critic = StackedSeparable([m[0] for m in modules], "cpu", torch.float32)
-    with_base = [i for i, r in enumerate(runs) if r.needs_baseline]
-    baseline = StackedBaseline([modules[i][1] for i in with_base], "cpu", torch.float32)
-    AdamInBackward(critic.parameters() + baseline.parameters(), runs[0].lr)
-    if bf16:
-        critic, baseline = _Autocast(critic), _Autocast(baseline)
-    mi = mi_schedule((2.0,), 100_000)
-    stream = GaussianStream(runs[0].task, runs[0].seed, runs[0].batch_size, mi, "cpu")
-    stage = _BoundStage(runs, "cpu", torch.float32)
-    state = {"step": 0, "states": [None] * len(stage.groups)}
-
-    def step():
-        x, y = stream.batch(state["step"])
-        scores = critic(x.expand(len(runs), *x.shape), y.expand(len(runs), *y.shape))
-        log_b = baseline(y.expand(len(with_base), *y.shape))
-        values, state["states"] = stage(scores, log_b, state["states"])
-        (-values.sum()).backward()
-        state["step"] += 1
-    return step
-
-
-def separable_steps(blocks: int, per_block: int = 20) -> dict:
-    engines = {"float32": _separable_engine(False), "bfloat16_autocast": _separable_engine(True)}
-    for step in engines.values():
-        for _ in range(30):
-            step()
-    ms = {k: [] for k in engines}
-    for _ in range(blocks):
-        for k, step in engines.items():
-            t0 = time.perf_counter()
-            for _ in range(per_block):
-                step()
-            ms[k].append(1e3 * (time.perf_counter() - t0) / per_block)
-    return {f"{k}_ms_per_step": statistics.median(v) for k, v in ms.items()} | {"blocks": blocks}
-
-
-def joint_sweeps(reps: int, steps: int = 20) -> dict:
-    """The paper's joint sweep of one task (10 runs) through ``train_sweep``, float32 against
-    ``compute_dtype=torch.bfloat16``, alternating repetitions of ``steps`` steps."""
-    import dataclasses
-
-    from mi_lib.train import train_sweep
+def sweeps(critic: str, reps: int, steps: int) -> dict:
+    """The paper's sweep of one task (10 runs) for ``critic`` through ``train_sweep``, float32
+    against ``compute_dtype=torch.bfloat16``, alternating repetitions of ``steps`` steps."""
     runs = [dataclasses.replace(r, mi_levels=(2.0,), steps_per_level=steps)
-            for r in run_configs(CONFIGS["paper"]) if r.task.name == "gaussian" and r.critic == "concat"]
+            for r in run_configs(CONFIGS["paper"]) if r.task.name == "gaussian" and r.critic == critic]
     secs = {"float32": [], "bfloat16": []}
     for _ in range(reps):
         for name, cd in (("float32", None), ("bfloat16", torch.bfloat16)):
@@ -151,8 +91,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--reps", type=int, default=50)
-    ap.add_argument("--blocks", type=int, default=15)
-    ap.add_argument("--joint-reps", type=int, default=3)
+    ap.add_argument("--reps-sweep", type=int, default=3, help="alternating repetitions of each sweep")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     flags = open("/proc/cpuinfo").read().split() if Path("/proc/cpuinfo").exists() else []
@@ -167,11 +106,10 @@ def main(argv=None):
               "(forward / weight gradient / input gradient)", flush=True)
     out["elementwise"] = elementwise(args.reps)
     print("elementwise on [2, 4096, 256]:", {k: round(v) for k, v in out["elementwise"].items()}, flush=True)
-    out["separable_sweep"] = separable_steps(args.blocks)
-    print("separable sweep step:", {k: round(v, 2) for k, v in out["separable_sweep"].items()}, flush=True)
-    out["joint_sweep"] = joint_sweeps(args.joint_reps)
-    print("joint sweep (train_sweep, paper architecture):",
-          {k: round(v, 1) for k, v in out["joint_sweep"].items() if k.endswith("per_s")}, flush=True)
+    for critic, steps in (("separable", 300), ("concat", 20)):
+        out[f"{critic}_sweep"] = res = sweeps(critic, args.reps_sweep, steps)
+        print(f"{critic} sweep (train_sweep, paper architecture):",
+              {k: round(v, 1) for k, v in res.items() if k.endswith("per_s")}, flush=True)
     path = Path(__file__).parent / "results" / "precision_cpu.json"
     path.write_text(json.dumps(out, indent=2))
     print(f"wrote {path}")
