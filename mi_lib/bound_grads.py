@@ -1,11 +1,11 @@
 r"""Each training bound's value and its gradient with respect to the scores, written out.
 
-The sweep engine (:mod:`mi_lib.train`) trains many runs at once. Through autograd, a
+The sweep engine (:mod:`mi_lib.sweep`) trains many runs at once. Through autograd, a
 bound is a few dozen small operations forward and as many backward, for every group
-of runs every step: about a sixth of a paper-size separable sweep step on a 2-core CPU.
+of runs every step (its share of a step: ``benchmarks/results/sweep_cpu.json``).
 The gradients of these bounds have short closed forms, so the engine computes value
 and gradient together here, in a handful of operations on the whole ``[R, K, K]``
-stack, and autograd sees one node (``_FusedBounds`` in :mod:`mi_lib.train`).
+stack, and autograd sees one node (:class:`mi_lib.sweep.FusedBounds`).
 
 Notation: ``S`` is a stack of score matrices ``[R, K, K]`` (``S[r, i, j] = f(x_i, y_j)``),
 ``I`` the identity, ``O = 1 - I`` the off-diagonal mask, ``n = K(K-1)``, and
@@ -49,8 +49,8 @@ from typing import Callable, Dict, Optional, Tuple
 import torch
 
 from . import bounds as B
-from .bounds import _diag  # the diagonal view [..., K] of [..., K, K]
-from .registry import MINE_MOMENTUM, SMILE_CLIP, get_bound
+from .bounds import diag  # the diagonal view [..., K] of [..., K, K]
+from .bounds import MINE_MOMENTUM, SMILE_CLIP
 
 ValueAndGrad = Callable[..., Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor], Optional[torch.Tensor]]]
 
@@ -61,9 +61,7 @@ def _eye_cached(k: int, device: torch.device) -> torch.Tensor:
 
 
 def _eye(k: int, device: torch.device) -> torch.Tensor:
-    """The ``[K, K]`` boolean identity, made once per size and device (in a compiled graph: made there)."""
-    if torch.compiler.is_compiling():
-        return torch.eye(k, dtype=torch.bool, device=device)
+    """The ``[K, K]`` boolean identity, made once per size and device."""
     return _eye_cached(k, device)
 
 
@@ -78,7 +76,7 @@ def _offdiag_lse(t: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
 
 def _add_diag_(g: torch.Tensor, value) -> torch.Tensor:
     """``g[:, i, i] += value`` (a number or ``[R, K]``), in place."""
-    d = _diag(g)
+    d = diag(g)
     d += value
     return g
 
@@ -87,7 +85,7 @@ def _tuba_core(scores: torch.Tensor, log_b: torch.Tensor):
     k = scores.shape[-1]
     lme, soft = _offdiag_lse(scores - log_b[:, None, :])
     marg = torch.exp(lme)  # [R]
-    value = 1.0 + (_diag(scores) - log_b).mean(-1) - marg
+    value = 1.0 + (diag(scores) - log_b).mean(-1) - marg
     weighted = soft.mul_(marg[:, None, None])  # e^{lme} sm_O, the marginal term's gradient
     grad_b = weighted.sum(-2) - 1.0 / k
     grad_s = _add_diag_(weighted.neg_(), 1.0 / k)
@@ -111,7 +109,7 @@ def infonce(scores, log_b=None, alpha=None, state=None):
     """I_NCE: rows normalised over ``y_j``."""
     k = scores.shape[-1]
     lse = torch.logsumexp(scores, dim=-1)  # [R, K]
-    value = (_diag(scores) - lse).mean(-1) + math.log(k)
+    value = (diag(scores) - lse).mean(-1) + math.log(k)
     grad_s = _add_diag_(torch.exp(scores - lse[..., None]).div_(-k), 1.0 / k)
     return value, grad_s, None, None
 
@@ -120,21 +118,21 @@ def dv(scores, log_b=None, alpha=None, state=None):
     """I_DV, the log of the off-diagonal mean inside."""
     k = scores.shape[-1]
     lme, soft = _offdiag_lse(scores)
-    return _diag(scores).mean(-1) - lme, _add_diag_(soft.neg_(), 1.0 / k), None, None
+    return diag(scores).mean(-1) - lme, _add_diag_(soft.neg_(), 1.0 / k), None, None
 
 
 def _js_fgan_grad(scores: torch.Tensor) -> torch.Tensor:
     """Gradient of the f-GAN JS objective: ``sigma(-S_ii)/K`` on the diagonal, ``-sigma(S_ij)/n`` off it."""
     k = scores.shape[-1]
     grad = torch.sigmoid(scores).div_(-k * (k - 1))
-    _diag(grad).copy_(torch.sigmoid(-_diag(scores)).div_(k))  # sigma(-x) directly: 1 - sigma(x) loses it
+    diag(grad).copy_(torch.sigmoid(-diag(scores)).div_(k))  # sigma(-x) directly: 1 - sigma(x) loses it
     return grad
 
 
 def js(scores, log_b=None, alpha=None, state=None):
     """I_JS: value NWJ on ``S + 1``, gradient the f-GAN JS objective's."""
     lme, _ = _offdiag_lse(scores)
-    value = 1.0 + _diag(scores).mean(-1) - torch.exp(lme)
+    value = 1.0 + diag(scores).mean(-1) - torch.exp(lme)
     return value, _js_fgan_grad(scores), None, None
 
 
@@ -144,7 +142,7 @@ def mine(scores, log_b=None, alpha=None, state=None):
     log_z, soft = _offdiag_lse(scores)
     log_ema = log_z if state is None else state
     new_log_ema = torch.logaddexp(math.log(MINE_MOMENTUM) + log_ema, math.log1p(-MINE_MOMENTUM) + log_z)
-    value = _diag(scores).mean(-1) - log_z
+    value = diag(scores).mean(-1) - log_z
     grad_s = _add_diag_(soft.mul_(-torch.exp(log_z - new_log_ema)[:, None, None]), 1.0 / k)
     return value, grad_s, None, new_log_ema
 
@@ -152,7 +150,7 @@ def mine(scores, log_b=None, alpha=None, state=None):
 def smile(scores, log_b=None, alpha=None, state=None):
     """SMILE (tau = 5): value DV with the partition's scores clipped, gradient the f-GAN JS objective's."""
     lme, _ = _offdiag_lse(scores.clamp(-SMILE_CLIP, SMILE_CLIP))
-    return _diag(scores).mean(-1) - lme, _js_fgan_grad(scores), None, None
+    return diag(scores).mean(-1) - lme, _js_fgan_grad(scores), None, None
 
 
 def interpolated(scores, log_b, alpha, state=None):
@@ -172,18 +170,18 @@ def interpolated(scores, log_b, alpha, state=None):
     n = k * (k - 1)
     log_alpha = -torch.nn.functional.softplus(-alpha)[:, None, None]
     log_1m_alpha = -torch.nn.functional.softplus(alpha)[:, None]
-    loo, shifted, rest, is_argmax, loo_argmax = B._log_loo_parts(scores)
+    loo, shifted, rest, is_argmax, loo_argmax = B.log_loo_parts(scores)
     u = log_alpha + loo
     interp = torch.logaddexp(u, (log_1m_alpha + log_b)[:, None, :])  # [R, K, K]
     eye = _eye(k, scores.device)
-    diag_s = _diag(scores)
+    diag_s = diag(scores)
     joint = (diag_s[:, None, :] - interp).masked_fill_(eye, 0.0).sum((-2, -1)) / n
-    lme, soft = _offdiag_lse(scores - _diag(interp)[:, None, :])
+    lme, soft = _offdiag_lse(scores - diag(interp)[:, None, :])
     marg = torch.exp(lme)
     value = 1.0 + joint - marg
     e_marg = soft.mul_(marg[:, None, None])  # E
     g_interp = torch.full_like(scores, -1.0 / n)
-    _diag(g_interp).copy_(e_marg.sum(-2))
+    diag(g_interp).copy_(e_marg.sum(-2))
     d_loo = g_interp * torch.exp(u - interp)  # G w
     grad_b = (g_interp - d_loo).sum(-2)  # G (1 - w), summed down each column
     # sum_{i != k} dL_ij e^{S_kj - L_ij}/(K-1): rows other than the max through 1/rest ...
@@ -194,12 +192,6 @@ def interpolated(scores, log_b, alpha, state=None):
     through_loo += torch.exp(scores - loo_argmax).masked_fill_(is_argmax, 0.0) * d_loo_max
     grad_s = _add_diag_(through_loo.sub_(e_marg), 1.0 / k)
     return value, grad_s, grad_b, None
-
-
-CLOSED_FORMS: Dict[str, ValueAndGrad] = {
-    "tuba": tuba, "nwj": nwj, "infonce": infonce, "dv": dv, "js": js, "mine": mine, "smile": smile,
-    "interpolated": interpolated,
-}
 
 
 def autograd_value_and_grad(train_value) -> ValueAndGrad:
@@ -216,7 +208,10 @@ def autograd_value_and_grad(train_value) -> ValueAndGrad:
 
 
 def value_and_grad_of(name: str) -> ValueAndGrad:
-    """The closed form for ``name`` where there is one, else autograd through its registry entry."""
+    """The registry entry's closed form (its ``value_and_grad``) where it has one, else autograd through its
+    ``train_value``."""
+    from .registry import get_bound  # the registry wires these closed forms in, so it imports this module
+
     spec = get_bound(name)  # raises on an unknown name
-    return CLOSED_FORMS.get(name) or autograd_value_and_grad(spec.train_value)
+    return spec.value_and_grad or autograd_value_and_grad(spec.train_value)
 

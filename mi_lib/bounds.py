@@ -15,7 +15,7 @@ Every bound returns a 0-d tensor, in nats.
 
 The paper's reference colab stores the transpose (rows index ``y``) for the
 separable critic but not for the concat critic; here there is only this layout,
-and ``tests/test_critics.py`` checks it for every critic.
+and ``tests/test_critics_data.py`` checks it for every critic.
 
 No function here changes its inputs, holds state in globals, takes a device
 argument or dispatches on strings. Bounds whose *value* and *gradient* come from
@@ -25,11 +25,14 @@ See the book chapter "The variational bounds" (``book/bounds.md``).
 from __future__ import annotations
 
 import math
-from typing import Optional, Union
+from typing import Optional, Tuple, Union
 
 import torch
 
 Number = Union[int, float]
+
+MINE_MOMENTUM = 0.99  # MINE's EMA of the partition function, as trained (Belghazi et al. 2018)
+SMILE_CLIP = 5.0  # SMILE's tau, as trained (Song & Ermon 2020)
 
 __all__ = [
     "value_of_a_gradient_of_b",
@@ -118,7 +121,8 @@ def logmeanexp_nodiag(scores: torch.Tensor) -> torch.Tensor:
     return torch.logsumexp(masked.flatten(-2), dim=-1) - math.log(k * (k - 1))
 
 
-def _diag(scores: torch.Tensor) -> torch.Tensor:
+def diag(scores: torch.Tensor) -> torch.Tensor:
+    """The positives' scores, a view: ``[..., K, K] -> [..., K]``."""
     return torch.diagonal(scores, dim1=-2, dim2=-1)
 
 
@@ -132,10 +136,10 @@ def log_loo_mean(scores: torch.Tensor) -> torch.Tensor:
     column max; the argmax row is recomputed with that row masked out.
     Shapes: ``[..., K, K] -> [..., K, K]``.
     """
-    return _log_loo_parts(scores)[0]
+    return log_loo_parts(scores)[0]
 
 
-def _log_loo_parts(scores: torch.Tensor):
+def log_loo_parts(scores: torch.Tensor) -> Tuple[torch.Tensor, ...]:
     """:func:`log_loo_mean` and the pieces its gradient needs (:mod:`mi_lib.bound_grads`):
     ``(loo, shifted, rest, is_argmax, loo_argmax)`` with ``shifted = exp(S - col_max)``,
     ``rest`` the column sums of ``shifted`` without row ``i``, ``is_argmax`` marking each
@@ -155,37 +159,44 @@ def _log_loo_parts(scores: torch.Tensor):
 
 
 # --------------------------------------------------------------------------- batched cores
-# These work on [..., K, K] and do no validation: the training engine calls them on a
-# stack of runs. The public functions below validate and call them.
-def _tuba(scores: torch.Tensor, log_baseline: torch.Tensor) -> torch.Tensor:
-    joint = (_diag(scores) - log_baseline).mean(-1)
+# These work on a stack of runs [..., K, K] -> [...] and do no validation: the registry
+# (mi_lib.registry), the sweep engine and the tables call them; the public bounds below
+# validate their input and call them.
+def tuba_core(scores: torch.Tensor, log_baseline: torch.Tensor) -> torch.Tensor:
+    """I_TUBA on a stack, ``log_baseline: [..., K]`` (:func:`tuba_lower_bound`)."""
+    joint = (diag(scores) - log_baseline).mean(-1)
     marg = torch.exp(logmeanexp_nodiag(scores - log_baseline.unsqueeze(-2)))
     return 1.0 + joint - marg
 
 
-def _dv(scores: torch.Tensor) -> torch.Tensor:
-    return _diag(scores).mean(-1) - logmeanexp_nodiag(scores)
+def dv_core(scores: torch.Tensor) -> torch.Tensor:
+    """I_DV on a stack (:func:`dv_lower_bound`)."""
+    return diag(scores).mean(-1) - logmeanexp_nodiag(scores)
 
 
-def _infonce(scores: torch.Tensor) -> torch.Tensor:
+def infonce_core(scores: torch.Tensor) -> torch.Tensor:
+    """I_NCE on a stack (:func:`infonce_lower_bound`)."""
     k = scores.shape[-1]
-    return (_diag(scores) - torch.logsumexp(scores, dim=-1)).mean(-1) + math.log(k)
+    return (diag(scores) - torch.logsumexp(scores, dim=-1)).mean(-1) + math.log(k)
 
 
-def _js_fgan(scores: torch.Tensor) -> torch.Tensor:
+def js_fgan_core(scores: torch.Tensor) -> torch.Tensor:
+    """The f-GAN Jensen-Shannon objective on a stack (:func:`js_fgan_objective`)."""
     k = scores.shape[-1]
-    joint = -torch.nn.functional.softplus(-_diag(scores)).mean(-1)
+    joint = -torch.nn.functional.softplus(-diag(scores)).mean(-1)
     sp = torch.nn.functional.softplus(scores)
-    marg = (sp.sum((-2, -1)) - _diag(sp).sum(-1)) / (k * (k - 1))
+    marg = (sp.sum((-2, -1)) - diag(sp).sum(-1)) / (k * (k - 1))
     return joint - marg
 
 
-def _js(scores: torch.Tensor) -> torch.Tensor:
+def js_core(scores: torch.Tensor) -> torch.Tensor:
+    """Value NWJ(f + 1), gradient f-GAN JS, on a stack (:func:`js_lower_bound`)."""
     ones = torch.ones(scores.shape[-1], dtype=scores.dtype, device=scores.device)
-    return value_of_a_gradient_of_b(_tuba(scores + 1.0, ones), _js_fgan(scores))
+    return value_of_a_gradient_of_b(tuba_core(scores + 1.0, ones), js_fgan_core(scores))
 
 
-def _interpolated(scores: torch.Tensor, log_baseline: torch.Tensor, alpha_logit) -> torch.Tensor:
+def interpolated_core(scores: torch.Tensor, log_baseline: torch.Tensor, alpha_logit: object) -> torch.Tensor:
+    """I_alpha on a stack, ``log_baseline: [..., K]``, ``alpha_logit`` scalar or ``[...]`` (:func:`interpolated_lower_bound`)."""
     k = scores.shape[-1]
     alpha_logit = torch.as_tensor(alpha_logit, dtype=scores.dtype, device=scores.device)
     log_alpha = -torch.nn.functional.softplus(-alpha_logit)
@@ -195,25 +206,27 @@ def _interpolated(scores: torch.Tensor, log_baseline: torch.Tensor, alpha_logit)
                              (log_1m_alpha[..., None] + log_baseline).unsqueeze(-2))
     # positive (x_j, y_j): baseline for y_j with x_i left out, averaged over i != j
     mask = _offdiag_mask(k, scores.device)
-    joint_mat = (_diag(scores).unsqueeze(-2) - interp).masked_fill(~mask, 0.0)
+    joint_mat = (diag(scores).unsqueeze(-2) - interp).masked_fill(~mask, 0.0)
     joint = joint_mat.sum((-2, -1)) / (k * (k - 1))
     # negative (x_i, y_j), i != j: baseline for y_j with its own positive x_j left out
-    marg = torch.exp(logmeanexp_nodiag(scores - _diag(interp).unsqueeze(-2)))
+    marg = torch.exp(logmeanexp_nodiag(scores - diag(interp).unsqueeze(-2)))
     return 1.0 + joint - marg
 
 
-def _mine(scores: torch.Tensor, log_ema: torch.Tensor, momentum: float):
+def mine_core(scores: torch.Tensor, log_ema: torch.Tensor, momentum: float) -> Tuple[torch.Tensor, torch.Tensor]:
+    """MINE on a stack: ``(value DV with gradient TUBA(EMA), new log-EMA)`` (:func:`mine_lower_bound`)."""
     log_z = logmeanexp_nodiag(scores)
     new_log_ema = torch.logaddexp(math.log(momentum) + log_ema,
                                   math.log1p(-momentum) + log_z.detach())
-    surrogate = _diag(scores).mean(-1) - torch.exp(log_z - new_log_ema)
-    return value_of_a_gradient_of_b(_dv(scores), surrogate), new_log_ema
+    surrogate = diag(scores).mean(-1) - torch.exp(log_z - new_log_ema)
+    return value_of_a_gradient_of_b(dv_core(scores), surrogate), new_log_ema
 
 
-def _smile(scores: torch.Tensor, clip: Optional[float]) -> torch.Tensor:
+def smile_core(scores: torch.Tensor, clip: Optional[float]) -> torch.Tensor:
+    """SMILE on a stack: clipped-partition DV value, f-GAN JS gradient (:func:`smile_lower_bound`)."""
     clipped = scores if clip is None else scores.clamp(-clip, clip)
-    value = _diag(scores).mean(-1) - logmeanexp_nodiag(clipped)
-    return value_of_a_gradient_of_b(value, _js_fgan(scores))
+    value = diag(scores).mean(-1) - logmeanexp_nodiag(clipped)
+    return value_of_a_gradient_of_b(value, js_fgan_core(scores))
 
 
 # --------------------------------------------------------------------------- public bounds
@@ -227,7 +240,7 @@ def tuba_lower_bound(scores: torch.Tensor, log_baseline=None) -> torch.Tensor:
     """
     check_scores(scores)
     b = _check_baseline(0.0 if log_baseline is None else log_baseline, scores)
-    return _tuba(scores, b)
+    return tuba_core(scores, b)
 
 
 def nwj_lower_bound(scores: torch.Tensor) -> torch.Tensor:
@@ -247,7 +260,7 @@ def dv_lower_bound(scores: torch.Tensor) -> torch.Tensor:
 
     Biased as a minibatch estimate (the log of a mean). ``scores``: ``[K, K]``.
     """
-    return _dv(check_scores(scores))
+    return dv_core(check_scores(scores))
 
 
 def infonce_lower_bound(scores: torch.Tensor) -> torch.Tensor:
@@ -259,7 +272,7 @@ def infonce_lower_bound(scores: torch.Tensor) -> torch.Tensor:
     value never exceeds ``log K``. Invariant to adding ``c_i`` to row ``i``.
     ``scores``: ``[K, K]``.
     """
-    return _infonce(check_scores(scores))
+    return infonce_core(check_scores(scores))
 
 
 def js_fgan_objective(scores: torch.Tensor) -> torch.Tensor:
@@ -269,7 +282,7 @@ def js_fgan_objective(scores: torch.Tensor) -> torch.Tensor:
 
     with ``sp`` the softplus. Its maximiser is :math:`f = \log p(y|x)/p(y)`.
     """
-    return _js_fgan(check_scores(scores))
+    return js_fgan_core(check_scores(scores))
 
 
 def js_lower_bound(scores: torch.Tensor) -> torch.Tensor:
@@ -280,7 +293,7 @@ def js_lower_bound(scores: torch.Tensor) -> torch.Tensor:
     ``nwj(scores)``, which sits :math:`1/e` nats low at the optimum (the erratum
     discussed in ``book/bounds.md``). ``scores``: ``[K, K]``.
     """
-    return _js(check_scores(scores))
+    return js_core(check_scores(scores))
 
 
 def interpolated_lower_bound(scores: torch.Tensor, log_baseline, alpha_logit) -> torch.Tensor:
@@ -298,7 +311,7 @@ def interpolated_lower_bound(scores: torch.Tensor, log_baseline, alpha_logit) ->
     check_scores(scores)
     b = _check_baseline(log_baseline, scores)
     a = _check_real(alpha_logit, "alpha_logit")
-    return _interpolated(scores, b, a)
+    return interpolated_core(scores, b, a)
 
 
 def mine_lower_bound(scores: torch.Tensor, log_ema=None, momentum: float = 0.99):
@@ -319,7 +332,7 @@ def mine_lower_bound(scores: torch.Tensor, log_ema=None, momentum: float = 0.99)
         log_ema = logmeanexp_nodiag(scores).detach()
     else:
         log_ema = _check_real(log_ema, "log_ema").to(scores)
-    return _mine(scores, log_ema, m)
+    return mine_core(scores, log_ema, m)
 
 
 def smile_lower_bound(scores: torch.Tensor, clip: Optional[float] = None) -> torch.Tensor:
@@ -336,7 +349,7 @@ def smile_lower_bound(scores: torch.Tensor, clip: Optional[float] = None) -> tor
         clip = c.item() if isinstance(clip, torch.Tensor) else float(clip)
         if clip <= 0:
             raise ValueError(f"clip must be positive, got {clip}")
-    return _smile(scores, clip)
+    return smile_core(scores, clip)
 
 
 # --------------------------------------------------------------------------- structured bounds
@@ -397,4 +410,4 @@ def loo_upper_bound(log_conditional: torch.Tensor) -> torch.Tensor:
     k = log_conditional.shape[0]
     masked = log_conditional.masked_fill(~_offdiag_mask(k, log_conditional.device), float("-inf"))
     log_mix = torch.logsumexp(masked, dim=0) - math.log(k - 1)  # over x_j, j != i, for y_i
-    return (_diag(log_conditional) - log_mix).mean()
+    return (diag(log_conditional) - log_mix).mean()

@@ -2,13 +2,16 @@ r"""Critics ``f(x, y)`` and baselines ``log a(y)``.
 
 Every critic's ``forward(x, y)`` takes ``x: [K, x_dim]`` and ``y: [K, y_dim]`` and
 returns ``scores: [K, K]`` with ``scores[i, j] = f(x_i, y_j)`` (the convention of
-:mod:`mi_lib.bounds`). ``tests/test_critics.py`` checks that permuting ``x``
+:mod:`mi_lib.bounds`). ``tests/test_critics_data.py`` checks that permuting ``x``
 permutes rows and permuting ``y`` permutes columns, for every critic here.
+
+:func:`make_critic` is the one place a critic is built from its name; every training loop,
+experiment and :func:`mi_lib.estimate_mi` goes through it.
 """
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Dict, Optional, Tuple, Type
 
 import torch
 from torch import nn
@@ -139,3 +142,35 @@ class GaussianOptimalCritic(nn.Module):
         log_py = -0.5 * (y_lat ** 2).sum(-1) - 0.5 * self.dim * math.log(2 * math.pi)  # [K]
         cond = self.log_conditional(x, y)
         return cond - log_py[None, :] + self.offset
+
+
+CRITICS: Dict[str, Type[nn.Module]] = {
+    "separable": SeparableCritic, "concat": ConcatCritic, "bilinear": BilinearCritic,
+}
+# the papers' own names for the same critics: Poole et al. say "joint", Tschannen et al. "MLP"
+CRITIC_ALIASES: Dict[str, str] = {"joint": "concat", "mlp": "concat"}
+
+
+def critic_name(kind: str) -> str:
+    """The canonical name of a critic (``"joint"`` and ``"mlp"`` are ``"concat"``); unknown names raise ``ValueError``."""
+    name = CRITIC_ALIASES.get(kind, kind)
+    if name not in CRITICS:
+        valid = ", ".join(list(CRITICS) + [f"{a} (= {c})" for a, c in CRITIC_ALIASES.items()])
+        raise ValueError(f"unknown critic {kind!r}; valid critics: {valid}")
+    return name
+
+
+def critic_sizes(kind: str) -> Tuple[str, ...]:
+    """The size keywords :func:`make_critic` accepts for ``kind`` (bilinear has none)."""
+    return {"separable": ("hidden_dim", "layers", "embed_dim"), "concat": ("hidden_dim", "layers"),
+            "bilinear": ()}[critic_name(kind)]
+
+
+def make_critic(kind: str, x_dim: int, y_dim: int, **sizes: int) -> nn.Module:
+    """The critic called ``kind`` for ``x: [K, x_dim]``, ``y: [K, y_dim]``; ``sizes`` are its
+    constructor's keywords (:func:`critic_sizes`); a keyword the critic does not have raises ``ValueError``."""
+    name = critic_name(kind)
+    unknown = sorted(set(sizes) - set(critic_sizes(name)))
+    if unknown:
+        raise ValueError(f"critic {name!r} takes sizes {critic_sizes(name) or '()'}, not {unknown}")
+    return CRITICS[name](x_dim, y_dim, **sizes)

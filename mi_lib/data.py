@@ -7,7 +7,8 @@ r"""The correlated Gaussian tasks of Poole et al. Fig. 2, and the MI schedule.
 ``1/d`` variance (rather than 1) keeps ``W y`` at unit scale, so the cubed values stay
 in the range a critic with unnormalised inputs can learn from; any invertible
 rescaling leaves the MI as it is.
-Sampling takes a ``torch.Generator``, so seeded runs reproduce exactly.
+Sampling takes a ``torch.Generator``, so seeded runs reproduce exactly. :class:`GaussianStream`
+is the batches one training run sees, the same whichever loop trains it.
 """
 from __future__ import annotations
 
@@ -86,3 +87,41 @@ def mi_schedule(levels: Sequence[float] = (2, 4, 6, 8, 10), steps_per_level: int
     if len(levels) == 0:
         raise ValueError("levels must not be empty")
     return np.repeat(np.asarray(levels, dtype=np.float64), steps_per_level)
+
+
+class GaussianStream:
+    """The data of one (task, seed): ``x, y: [K, d]`` for each step, drawn in blocks of steps.
+
+    Noise for ``block`` steps is drawn in one call (fewer, larger kernels); runs with the
+    same task and seed see identical batches, whichever loop trains them.
+    """
+
+    def __init__(self, task: GaussianTask, seed: int, batch_size: int, mi_per_step: np.ndarray,
+                 device: torch.device | str, dtype: torch.dtype = torch.float32, block: int = 500):
+        self.task, self.k, self.block = task, batch_size, block
+        self.device, self.dtype = device, dtype
+        self.gen = torch.Generator(device=device).manual_seed(seed)
+        rhos = [mi_to_rho(m, task.dim) for m in mi_per_step]
+        self.rho = torch.tensor(rhos, dtype=dtype, device=device)
+        w = task.cubic_W()
+        self.w_t = None if w is None else w.T.to(device=device, dtype=dtype)
+        self._start = -1
+        self._x: Optional[torch.Tensor] = None
+        self._y: Optional[torch.Tensor] = None
+
+    def _fill(self, step: int) -> None:
+        n = min(self.block, len(self.rho) - step)
+        shape = (n, self.k, self.task.dim)
+        x = torch.randn(shape, generator=self.gen, device=self.device, dtype=self.dtype)
+        eps = torch.randn(shape, generator=self.gen, device=self.device, dtype=self.dtype)
+        rho = self.rho[step: step + n, None, None]
+        y = rho * x + torch.sqrt(1 - rho * rho) * eps
+        if self.w_t is not None:
+            y = (y @ self.w_t) ** 3
+        self._start, self._x, self._y = step, x, y
+
+    def batch(self, step: int) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``(x, y)`` for ``step``; steps must be asked for in order."""
+        if not (self._start <= step < self._start + (0 if self._x is None else len(self._x))):
+            self._fill(step)
+        return self._x[step - self._start], self._y[step - self._start]

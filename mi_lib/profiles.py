@@ -7,7 +7,7 @@ on CUDA and ``quick`` otherwise. The profile is always a parameter, never an edi
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, Mapping
+from typing import Any, Dict, List, Mapping, Tuple
 
 import torch
 
@@ -37,8 +37,47 @@ def resolve_profile(profile: str, device: str = "auto") -> str:
     return profile
 
 
+def _paths(cfg: Any, prefix: Tuple[str, ...] = ()) -> Dict[str, List[Tuple[str, ...]]]:
+    """Every field name of ``cfg`` and of the dataclasses nested in it -> the paths that reach it."""
+    out: Dict[str, List[Tuple[str, ...]]] = {}
+    for f in dataclasses.fields(cfg):
+        out.setdefault(f.name, []).append(prefix + (f.name,))
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            for name, paths in _paths(value, prefix + (f.name,)).items():
+                out.setdefault(name, []).extend(paths)
+    return out
+
+
+def _replace_at(cfg: Any, path: Tuple[str, ...], value: Any) -> Any:
+    if len(path) == 1:
+        return dataclasses.replace(cfg, **{path[0]: value})
+    return dataclasses.replace(cfg, **{path[0]: _replace_at(getattr(cfg, path[0]), path[1:], value)})
+
+
+def override(cfg: Any, **changes: Any) -> Any:
+    """``cfg`` with fields replaced, also inside nested config dataclasses (a template ``RunConfig``,
+    a ``TrainSpec``): ``override(fig2, steps_per_level=500)`` sets ``fig2.run.steps_per_level``.
+
+    A name found at the top level wins; a name found only in nested configs must be found in
+    exactly one of them. Unknown names raise ``ValueError``.
+    """
+    paths = _paths(cfg)
+    unknown = sorted(set(changes) - set(paths))
+    if unknown:
+        raise ValueError(f"unknown settings {unknown} for {type(cfg).__name__}")
+    for name, value in changes.items():
+        found = paths[name]
+        top = [p for p in found if len(p) == 1]
+        if not top and len(found) > 1:
+            raise ValueError(f"setting {name!r} is ambiguous in {type(cfg).__name__}: "
+                             f"{', '.join('.'.join(p) for p in found)}")
+        cfg = _replace_at(cfg, (top or found)[0], value)
+    return cfg
+
+
 def select(configs: Mapping[str, Any], profile: str, device: str = "auto", **overrides: Any) -> Any:
-    """The config for ``profile`` from ``configs``, with non-``None`` ``overrides`` replaced.
+    """The config for ``profile`` from ``configs``, with non-``None`` ``overrides`` replaced (:func:`override`).
 
     A config with a ``device`` field gets ``device`` too.
     """
@@ -46,7 +85,4 @@ def select(configs: Mapping[str, Any], profile: str, device: str = "auto", **ove
     changes: Dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
     if any(f.name == "device" for f in dataclasses.fields(cfg)):
         changes.setdefault("device", device)
-    unknown = set(changes) - {f.name for f in dataclasses.fields(cfg)}
-    if unknown:
-        raise ValueError(f"unknown settings {sorted(unknown)} for {type(cfg).__name__}")
-    return dataclasses.replace(cfg, **changes)
+    return override(cfg, **changes)

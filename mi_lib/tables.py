@@ -152,16 +152,6 @@ def to_markdown(df: pd.DataFrame, columns: Optional[Iterable[str]] = None) -> st
 
 
 # --------------------------------------------------------------------------- measurement
-def optimal_scores_offset(name: str) -> float:
-    """The constant to add to ``log p(y|x)/p(y)`` for bound ``name``'s optimal critic.
-
-    NWJ's optimum is ``1 + log p(y|x)/p(y)``; every other registry bound (TUBA with
-    ``a(y) = 1``, DV, MINE, InfoNCE, JS whose value adds the 1 itself, I_alpha, SMILE)
-    is evaluated at ``log p(y|x)/p(y)`` itself.
-    """
-    return 1.0 if name == "nwj" else 0.0
-
-
 def evaluate_registry_bound(name: str, scores: torch.Tensor, alpha_logit: float = 0.0) -> torch.Tensor:
     """Registry bound ``name`` on a stack of score matrices ``[..., K, K] -> [...]``, with ``a(y) = 1``."""
     b = get_bound(name)
@@ -197,7 +187,7 @@ def measure_table1(names: Optional[Sequence[str]] = None, mi_values: Sequence[fl
                 stack.append(critic(x, y))
             scores = torch.stack(stack)  # [reps, K, K]
             for name in names:
-                v = evaluate_registry_bound(name, optimal_scores_offset(name) + scores).numpy()
+                v = evaluate_registry_bound(name, get_bound(name).optimal_offset + scores).numpy()
                 rows.append({"name": name, "mi": mi, "batch_size": k, "mean": float(v.mean()),
                              "std": float(v.std(ddof=1))})
     raw = pd.DataFrame(rows)

@@ -90,7 +90,7 @@ def test_gradient_estimates_match_finite_differences():
 
     def nwj(r):
         y = r * x + torch.sqrt(1 - r * r) * eps
-        return B._tuba(bv.optimal_scores(x, y, rho0) + 1.0, torch.ones(k, dtype=torch.float64))
+        return B.tuba_core(bv.optimal_scores(x, y, rho0) + 1.0, torch.ones(k, dtype=torch.float64))
 
     e = torch.zeros(d, dtype=torch.float64)
     e[c] = h

@@ -221,7 +221,8 @@ def test_registry():
     for n in ("nwj", "tuba", "dv", "mine", "infonce", "js", "interpolated", "smile"):
         assert n in names
     with pytest.raises(ValueError, match="valid bounds: nwj"):
-        get_bound("nce")
+        get_bound("nce2")
+    assert get_bound("nce") is get_bound("InfoNCE") is get_bound("infonce")  # the papers' names are aliases
     S = _rand(6, torch.float64)
     b = torch.zeros(6, dtype=torch.float64)
     for n in names:  # the uniform training signature agrees with the public function

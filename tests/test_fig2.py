@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 
 from mi_lib.experiments import gaussian as G
+from mi_lib.profiles import override
 from mi_lib.figures.gaussian import ema, mean_abs_error, plot_estimates, plot_tradeoff
 
-CLAIMS = G.Fig2Config(estimators=("NWJ", "InfoNCE"), tasks=("gaussian",), critics=("concat",),
-                      mi_levels=(2.0, 4.0), steps_per_level=500, concat_hidden_dim=128, lr=2e-3, device="cpu")
+CLAIMS = override(G.Fig2Config(), estimators=("NWJ", "InfoNCE"), tasks=("gaussian",), critics=("concat",),
+                  mi_levels=(2.0, 4.0), steps_per_level=500, concat_hidden_dim=128, lr=2e-3, device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +95,7 @@ def test_an_interrupted_figure_keeps_its_finished_chunks(tmp_path, monkeypatch):
 
     import mi_lib.train as T
     cfg = dataclasses.replace(G.CONFIGS["smoke"], device="cpu")
-    monkeypatch.setattr(T, "_max_runs_per_chunk", lambda c, dev, budget: 3)  # several chunks per sweep
+    monkeypatch.setattr(T, "max_runs_per_chunk", lambda c, dev, budget: 3)  # several chunks per sweep
     chunks = [c for g in T.group_by_architecture(G.run_configs(cfg)) for c in T.plan_chunks(g, "cpu")]
     assert len(chunks) >= 4
     real, calls = G.train_sweep, []

@@ -59,9 +59,11 @@ def test_sweep_rejects_mixed_architectures_and_bad_configs():
     with pytest.raises(ValueError, match="share the architecture"):
         train_sweep(runs, device="cpu", progress=False)
     with pytest.raises(ValueError, match="valid bounds"):
-        RunConfig(bound="nce")
+        RunConfig(bound="nce2")
     with pytest.raises(ValueError, match="valid critics"):
-        RunConfig(critic="mlp")
+        RunConfig(critic="bilinear")  # a critic the stacked engine does not have
+    # the papers' names are aliases of the registry's one name: configs store the one name
+    assert RunConfig(bound="nce", critic="joint") == RunConfig(bound="infonce", critic="concat")
     with pytest.raises(ValueError, match="alpha_logit"):
         RunConfig(bound="interpolated")
     with pytest.raises(ValueError, match="at least one"):
@@ -132,40 +134,6 @@ def test_stacked_joint_critic_matches_autograd_through_the_modules(layers):
     with torch.no_grad():  # no graph, no backward: the workspace is not taken
         pair_mlp(hx, hy, params, idle), pair_mlp(hx, hy, params, idle)
     assert not idle.busy and not idle.buffers
-
-
-def test_compiled_bounds_give_the_same_histories():
-    """train_sweep(compile=True) runs the bound stage through torch.compile: same numbers (float64)."""
-    runs = _runs("separable")
-    eager = train_sweep(runs, device="cpu", dtype=torch.float64, progress=False, compile=False)
-    compiled = train_sweep(runs, device="cpu", dtype=torch.float64, progress=False, compile=True)
-    np.testing.assert_allclose(compiled.estimates, eager.estimates, rtol=1e-9, atol=1e-9)
-    assert eager.compile_seconds == 0.0 and 0.0 < compiled.compile_seconds < compiled.seconds
-
-
-def test_a_compiler_failure_falls_back_to_eager(monkeypatch):
-    def broken_compile(fn, **kwargs):
-        def fail(*args):
-            raise RuntimeError("no C++ compiler")
-        return fail
-
-    runs = _runs("separable")[:3]
-    eager = train_sweep(runs, device="cpu", dtype=torch.float64, progress=False, compile=False)
-    monkeypatch.setattr(torch, "compile", broken_compile)
-    with pytest.warns(UserWarning, match="no C\\+\\+ compiler"):
-        fallback = train_sweep(runs, device="cpu", dtype=torch.float64, progress=False, compile=True)
-    np.testing.assert_array_equal(fallback.estimates, eager.estimates)
-
-
-def test_sweeps_run_eagerly_unless_asked_to_compile(monkeypatch):
-    import mi_lib.train as T
-    seen = []
-    monkeypatch.setattr(T, "_train_chunk", lambda c, dev, dtype, progress, compile, compute_dtype: (
-        seen.append(compile), (np.zeros((len(c), 1)), 0.0))[1])
-    runs = _runs("separable")[:2]
-    train_sweep(runs, device="cpu", progress=False)
-    train_sweep(runs, device="cpu", progress=False, compile=True)
-    assert seen == [False, True]
 
 
 @pytest.mark.parametrize("critic", ["separable", "concat"])

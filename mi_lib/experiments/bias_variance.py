@@ -125,7 +125,7 @@ def tnce(log_cond: torch.Tensor) -> torch.Tensor:
     :math:`\frac1K\sum_i \log p(y_i|x_i) - \log\frac1K\sum_j p(y_i|x_j)`: each ``y_i`` is
     normalised over the ``x``'s, i.e. InfoNCE on the transpose.
     """
-    return B._infonce(log_cond.transpose(-1, -2))
+    return B.infonce_core(log_cond.transpose(-1, -2))
 
 
 def estimator_names(alphas: Tuple[float, ...]) -> List[str]:
@@ -140,10 +140,10 @@ def evaluate_estimators(x: torch.Tensor, y: torch.Tensor, rho: float, alphas: Tu
     scores = log_cond - log_marginal(y).unsqueeze(-2)  # f*, [R, K, K]
     ones = torch.ones(k, dtype=x.dtype, device=x.device)
     zeros = torch.zeros(k, dtype=x.dtype, device=x.device)
-    rows = [B._tuba(scores + 1.0, ones), B._infonce(scores), tnce(log_cond)]  # NWJ(f*+1), NCE, TNCE
+    rows = [B.tuba_core(scores + 1.0, ones), B.infonce_core(scores), tnce(log_cond)]  # NWJ(f*+1), NCE, TNCE
     if alphas:
         logits = torch.tensor([_logit(a) for a in alphas], dtype=x.dtype, device=x.device)
-        rows.extend(B._interpolated(scores, zeros, logits[:, None]).unbind(0))  # [A, R]
+        rows.extend(B.interpolated_core(scores, zeros, logits[:, None]).unbind(0))  # [A, R]
     return torch.stack(rows)
 
 

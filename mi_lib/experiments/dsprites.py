@@ -38,7 +38,7 @@ from torch import nn
 from torch.nn.functional import softplus
 from tqdm.auto import tqdm
 
-from ..bounds import _js
+from ..bounds import js_core
 from ..critics import ConcatCritic, mlp
 from ..datasets.dsprites import DSprites, LATENTS_SIZES
 from ..profiles import resolve_device
@@ -164,7 +164,7 @@ def train(cfg: DSpritesConfig, data: DSprites, device: torch.device):
         mu, mu_nb = mu_all[: cfg.batch_size], mu_all[cfg.batch_size:]
         eps = torch.randn(mu.shape, generator=gen).to(device)
         y = mu + cfg.noise_std * eps  # the noisy channel
-        mi = _js(critic(mu, y))  # scores[i, j] = f(x_i, y_j)
+        mi = js_core(critic(mu, y))  # scores[i, j] = f(x_i, y_j)
         if cfg.dependency == "hsic":
             tc = torch.triu(pairwise_hsic(mu), diagonal=1).sum()
         else:

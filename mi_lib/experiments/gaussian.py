@@ -8,7 +8,7 @@ the very batches the trained runs saw.
 """
 from __future__ import annotations
 
-import math
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -20,16 +20,13 @@ from tqdm.auto import tqdm
 from .. import bounds as B
 from ..cache import cached
 from ..critics import GaussianOptimalCritic
-from ..data import GaussianTask, mi_schedule, mi_to_rho
-from ..profiles import resolve_device
-from ..train import GaussianStream, RunConfig, group_by_architecture, plan_chunks, train_sweep
+from ..data import GaussianStream, GaussianTask, mi_schedule, mi_to_rho
+from ..profiles import override, resolve_device
+from ..registry import estimators, get_bound
+from ..train import RunConfig, group_by_architecture, plan_chunks, train_sweep
 
-# estimator label -> (bound name, alpha_logit); the alpha logits -5, 0, 5 are the colab's
-ESTIMATORS: Dict[str, Tuple[str, Optional[float]]] = {
-    "NWJ": ("nwj", None), "TUBA": ("tuba", None), "InfoNCE": ("infonce", None), "JS": ("js", None),
-    "alpha=0.01": ("interpolated", -5.0), "alpha=0.5": ("interpolated", 0.0), "alpha=0.99": ("interpolated", 5.0),
-    "DV": ("dv", None), "MINE": ("mine", None), "SMILE": ("smile", None),
-}
+# estimator label -> (bound name, alpha_logit), from the registry's Fig. 2 variants
+ESTIMATORS: Dict[str, Tuple[str, Optional[float]]] = estimators()
 
 
 PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16}  # Fig2Config.precision -> train_sweep's compute_dtype
@@ -37,27 +34,23 @@ PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16}  # Fig2Config.precisi
 
 @dataclass(frozen=True)
 class Fig2Config:
-    """Settings of the Fig. 2 sweep (the ``paper`` profile is the paper's protocol)."""
+    """Settings of the Fig. 2 sweep (the ``paper`` profile is the paper's protocol).
 
+    ``run`` is the template every trained run is made from (:func:`run_configs` sets its bound,
+    ``alpha_logit``, critic and task); its ``hidden_dim`` is the separable critic's width and
+    ``concat_hidden_dim`` the joint critic's. :func:`mi_lib.profiles.override` reaches inside
+    ``run``: ``override(cfg, steps_per_level=500)``.
+    """
+
+    run: RunConfig = RunConfig(task=GaussianTask(dim=20, w_seed=1))
     estimators: Tuple[str, ...] = tuple(ESTIMATORS)
     tasks: Tuple[str, ...] = ("gaussian", "cubic")
     critics: Tuple[str, ...] = ("concat", "separable")
-    dim: int = 20
-    batch_size: int = 64
-    mi_levels: Tuple[float, ...] = (2.0, 4.0, 6.0, 8.0, 10.0)
-    steps_per_level: int = 4000
-    lr: float = 5e-4
-    hidden_dim: int = 256
     concat_hidden_dim: int = 256
-    layers: int = 2
-    embed_dim: int = 32
-    baseline_hidden: int = 512
-    seed: int = 0
-    w_seed: int = 1
     device: str = "auto"
     precision: str = "float32"  # "bfloat16": critics and baselines computed in bfloat16 (train_sweep's compute_dtype)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         unknown = [e for e in self.estimators if e not in ESTIMATORS]
         if unknown:
             raise ValueError(f"unknown estimators {unknown}; valid: {', '.join(ESTIMATORS)}")
@@ -65,11 +58,15 @@ class Fig2Config:
             raise ValueError(f"unknown precision {self.precision!r}; valid: {', '.join(PRECISIONS)}")
 
 
+def _profile(**changes: object) -> Fig2Config:
+    return override(Fig2Config(), **changes)
+
+
 CONFIGS = {
-    "smoke": Fig2Config(estimators=("NWJ", "InfoNCE", "JS", "alpha=0.5"), mi_levels=(2.0, 4.0), steps_per_level=15,
-                        hidden_dim=16, concat_hidden_dim=16, embed_dim=8, baseline_hidden=16, batch_size=16, lr=1e-3),
-    "quick": Fig2Config(steps_per_level=500, hidden_dim=128, concat_hidden_dim=64, embed_dim=32,
-                        baseline_hidden=128, lr=2e-3),
+    "smoke": _profile(estimators=("NWJ", "InfoNCE", "JS", "alpha=0.5"), mi_levels=(2.0, 4.0), steps_per_level=15,
+                      hidden_dim=16, concat_hidden_dim=16, embed_dim=8, baseline_hidden=16, batch_size=16, lr=1e-3),
+    "quick": _profile(steps_per_level=500, hidden_dim=128, concat_hidden_dim=64, embed_dim=32,
+                      baseline_hidden=128, lr=2e-3),
     "paper": Fig2Config(),
 }
 
@@ -78,7 +75,7 @@ def task_of(cfg: Fig2Config, name: str) -> GaussianTask:
     """The :class:`GaussianTask` called ``name`` ("gaussian" or "cubic") at the config's dimension."""
     if name not in ("gaussian", "cubic"):
         raise ValueError(f"unknown task {name!r}; valid: gaussian, cubic")
-    return GaussianTask(dim=cfg.dim, cubic=name == "cubic", w_seed=cfg.w_seed)
+    return dataclasses.replace(cfg.run.task, cubic=name == "cubic")
 
 
 def run_configs(cfg: Fig2Config) -> List[RunConfig]:
@@ -88,11 +85,9 @@ def run_configs(cfg: Fig2Config) -> List[RunConfig]:
         for critic in cfg.critics:
             for est in cfg.estimators:
                 bound, alpha_logit = ESTIMATORS[est]
-                runs.append(RunConfig(
-                    bound=bound, critic=critic, task=task_of(cfg, task), alpha_logit=alpha_logit, seed=cfg.seed,
-                    batch_size=cfg.batch_size, mi_levels=cfg.mi_levels, steps_per_level=cfg.steps_per_level,
-                    lr=cfg.lr, hidden_dim=cfg.concat_hidden_dim if critic == "concat" else cfg.hidden_dim,
-                    layers=cfg.layers, embed_dim=cfg.embed_dim, baseline_hidden=cfg.baseline_hidden))
+                runs.append(dataclasses.replace(
+                    cfg.run, bound=bound, critic=critic, task=task_of(cfg, task), alpha_logit=alpha_logit,
+                    hidden_dim=cfg.concat_hidden_dim if critic == "concat" else cfg.run.hidden_dim))
     return runs
 
 
@@ -103,10 +98,11 @@ def tnce_history(cfg: Fig2Config, task: str, device: str = "cpu") -> np.ndarray:
     cubic task; the Jacobian is a factor of ``y`` alone and cancels in TNCE.
     """
     dev = resolve_device(device)
-    mi = mi_schedule(cfg.mi_levels, cfg.steps_per_level)
+    r = cfg.run
+    mi = mi_schedule(r.mi_levels, r.steps_per_level)
     t = task_of(cfg, task)
-    stream = GaussianStream(t, cfg.seed, cfg.batch_size, mi, dev)
-    critics = {level: GaussianOptimalCritic(mi_to_rho(level, cfg.dim), cfg.dim, t.cubic_W()).to(dev)
+    stream = GaussianStream(t, r.seed, r.batch_size, mi, dev)
+    critics = {level: GaussianOptimalCritic(mi_to_rho(level, t.dim), t.dim, t.cubic_W()).to(dev)
                for level in np.unique(mi)}
     out = np.empty(len(mi))
     for step in range(len(mi)):
@@ -131,7 +127,8 @@ class _GroupKey:
 def run(cfg: Fig2Config, cache_dir: Optional[Path] = None, force: bool = False, progress: bool = True) -> Dict:
     """Train the whole figure. Returns ``{"mi", "labels", "tasks", "critics", "estimates" [R, T], "seconds", ...}``."""
     runs = run_configs(cfg)
-    estimates = np.zeros((len(runs), len(mi_schedule(cfg.mi_levels, cfg.steps_per_level))))
+    mi = mi_schedule(cfg.run.mi_levels, cfg.run.steps_per_level)
+    estimates = np.zeros((len(runs), len(mi)))
     seconds = np.zeros(len(runs))
     peak = 0.0
     chunks = [c for group in group_by_architecture(runs) for c in plan_chunks(group, cfg.device)]
@@ -148,10 +145,10 @@ def run(cfg: Fig2Config, cache_dir: Optional[Path] = None, force: bool = False, 
             bar.update(1)
     tnce = np.stack([tnce_history(cfg, t) for t in cfg.tasks])
     return {
-        "mi": mi_schedule(cfg.mi_levels, cfg.steps_per_level), "estimates": estimates, "tnce": tnce,
+        "mi": mi, "estimates": estimates, "tnce": tnce,
         "labels": np.array([_label(r) for r in runs]), "tasks": np.array([r.task.name for r in runs]),
         "critics": np.array([r.critic for r in runs]), "seconds_per_run": seconds,
-        "steps": estimates.shape[1], "batch_size": cfg.batch_size, "peak_memory_mb": peak,
+        "steps": estimates.shape[1], "batch_size": cfg.run.batch_size, "peak_memory_mb": peak,
         "task_names": np.array(cfg.tasks), "estimator_names": np.array(cfg.estimators),
     }
 
@@ -164,13 +161,13 @@ def _label(r: RunConfig) -> str:
 
 
 def cap(label: str, batch_size: int) -> Optional[float]:
-    """The estimator's ceiling in nats: ``log K`` for InfoNCE/TNCE, ``1 + log K - log sigma(alpha_logit)`` for I_alpha."""
-    if label in ("InfoNCE", "TNCE"):
-        return math.log(batch_size)
-    bound, alpha_logit = ESTIMATORS.get(label, (None, None))
-    if bound == "interpolated":
-        return 1 + math.log(batch_size) + math.log1p(math.exp(-alpha_logit))  # -log sigmoid(a) = log(1 + e^-a)
-    return None
+    """The estimator's ceiling in nats (the registry's ``cap``); TNCE is InfoNCE with the true critic."""
+    if label == "TNCE":
+        label = "InfoNCE"
+    if label not in ESTIMATORS:
+        return None
+    bound, alpha_logit = ESTIMATORS[label]
+    return get_bound(bound).cap(batch_size, alpha_logit)
 
 
 def summary(results: Dict) -> Dict[str, Dict[str, float]]:

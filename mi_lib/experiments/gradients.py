@@ -112,10 +112,10 @@ def gradient_estimates(x: torch.Tensor, eps: torch.Tensor, rho0: float,
     y = rho.unsqueeze(-2) * x + torch.sqrt(1.0 - rho * rho).unsqueeze(-2) * eps  # [E, R, K, d]
     scores = optimal_scores(x, y, rho0)  # f*, [E, R, K, K]
     ones = torch.ones(k, dtype=x.dtype, device=x.device)
-    values = [B._tuba(scores[0] + 1.0, ones), B._infonce(scores[1])]  # NWJ(f* + 1), InfoNCE(f*)
+    values = [B.tuba_core(scores[0] + 1.0, ones), B.infonce_core(scores[1])]  # NWJ(f* + 1), InfoNCE(f*)
     if alpha_logits:
         logits = torch.tensor(alpha_logits, dtype=x.dtype, device=x.device)[:, None]
-        values.extend(B._interpolated(scores[2:], 0.0 * ones, logits).unbind(0))  # [A, R]
+        values.extend(B.interpolated_core(scores[2:], 0.0 * ones, logits).unbind(0))  # [A, R]
     (grad,) = torch.autograd.grad(torch.stack(values).sum(), rho)
     return grad
 
