@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from mi_lib.experiments import gaussian as G
+from mi_lib.profiles import override
 from mi_lib.figures.gaussian import DIVERGED_NATS, mean_abs_error
 
 VARIANTS = {"float32": ("float32", 0), "bfloat16": ("bfloat16", 0), "float32_seed1": ("float32", 1)}
@@ -35,11 +36,11 @@ def main(argv=None):
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    base = dataclasses.replace(G.CONFIGS[args.profile], device=args.device)
+    base = override(G.CONFIGS[args.profile], device=args.device)
     results = {}
     with tempfile.TemporaryDirectory() as cache:
         for name, (precision, seed) in VARIANTS.items():
-            cfg = dataclasses.replace(base, precision=precision, seed=seed)
+            cfg = override(base, precision=precision, seed=seed)
             results[name] = G.run(cfg, cache_dir=Path(cache) / name, progress=False)
             print(f"{name}: trained", flush=True)
     ref = results["float32"]

@@ -3,9 +3,8 @@
 Same data streams, same initial weights, same Adam, same number of steps, in one
 process, alternating, several repetitions; medians reported. The per-run loop is
 ``train_run`` with the ordinary ``nn.Module`` critics (autograd, one run per step, as the
-reference code trains). The engine is timed twice: eager, and with the bound stage
-compiled (``train_sweep(compile=True)``); for the compiled engine the steady rate
-leaves out the call that compiled, whose seconds are reported on their own. Also measures
+reference code trains). (``torch.compile`` of the bound stage was measured here before and
+did not pay on the CPU, see the README; the option was removed.) Also measures
 the machine's float32 matmul rate (2048 x 2048 products) so the sweeps' FLOP rates can be
 put against it. Writes benchmarks/results/sweep_<device>.json.
 
@@ -14,6 +13,7 @@ put against it. Writes benchmarks/results/sweep_<device>.json.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -70,21 +70,16 @@ def _timed(fn, device):
     return time.perf_counter() - t0, out
 
 
-def bench(runs, steps, device, reps, compiled: bool = True):
-    runs = [RunConfig(**{**r.__dict__, "mi_levels": (2.0,), "steps_per_level": steps}) for r in runs]
+def bench(runs, steps, device, reps):
+    runs = [dataclasses.replace(r, mi_levels=(2.0,), steps_per_level=steps) for r in runs]
     flops = sum(flops_per_run_step(r) for r in runs) * steps
-    per_run_t, sweep_t, comp_t, comp_s, mem = [], [], [], [], []
+    per_run_t, sweep_t, mem = [], [], []
     for rep in range(reps):
         per_run_t.append(_timed(lambda: [train_run(r, device=str(device), progress=False) for r in runs], device)[0])
-        t, res = _timed(lambda: train_sweep(runs, device=str(device), progress=False, compile=False), device)
+        t, res = _timed(lambda: train_sweep(runs, device=str(device), progress=False), device)
         sweep_t.append(t)
         mem.append(res.peak_memory_mb)
         line = f"  rep {rep}: per-run {per_run_t[-1]:.2f} s, sweep {sweep_t[-1]:.2f} s"
-        if compiled:
-            t, res = _timed(lambda: train_sweep(runs, device=str(device), progress=False, compile=True), device)
-            comp_s.append(res.compile_seconds)
-            comp_t.append(t - res.compile_seconds)
-            line += f", compiled sweep {comp_t[-1]:.2f} s (+{comp_s[-1]:.1f} s compiling)"
         print(line, flush=True)
     run_steps = len(runs) * steps
     p, s = statistics.median(per_run_t), statistics.median(sweep_t)
@@ -101,17 +96,6 @@ def bench(runs, steps, device, reps, compiled: bool = True):
         "sweep_gflops": flops / s / 1e9, "per_run_gflops": flops / p / 1e9,
         "flops_per_run_step": flops / run_steps, "peak_memory_mb": max(mem),
     }
-    if compiled:
-        c = statistics.median(comp_t)
-        out.update({
-            "compiled_sweep_seconds_excluding_compile": comp_t, "compile_seconds": comp_s,
-            "compiled_sweep_run_steps_per_s": run_steps / c, "compiled_speedup_median": p / c,
-            "compiled_speedup_median_of_reps": statistics.median(a / b for a, b in zip(per_run_t, comp_t)),
-            "compiled_sweep_gflops": flops / c / 1e9,
-            # a paper-length sweep (20,000 steps) of these runs, with the first repetition's compile time
-            # (later repetitions reuse the compiled code; a cold inductor cache costs more, see train.py)
-            "paper_length_speedup_with_compile": (p / steps * 20000) / (c / steps * 20000 + comp_s[0]),
-        })
     return out
 
 
@@ -137,8 +121,7 @@ def main(argv=None):
     for critic, steps in (("separable", args.separable_steps), ("concat", args.concat_steps)):
         sel = [r for r in runs if r.critic == critic]
         print(f"{critic}: {len(sel)} runs x {steps} steps (paper architecture)", flush=True)
-        # the joint sweep runs in chunks, which would each compile again: it is measured eager only
-        res = bench(sel, steps, device, args.reps, compiled=critic == "separable")
+        res = bench(sel, steps, device, args.reps)
         res["fraction_of_matmul_rate"] = res["sweep_gflops"] / out["matmul_gflops_2048"]
         out[critic] = res
         print(f"  {critic}: per-run {res['per_run_run_steps_per_s']:.0f} run-steps/s, sweep "
@@ -146,12 +129,6 @@ def main(argv=None):
               f"(per repetition: {', '.join(f'{r:.2f}' for r in res['speedup_per_rep'])}), "
               f"sweep {res['sweep_gflops']:.1f} GFLOP/s ({100 * res['fraction_of_matmul_rate']:.0f}% of matmul)",
               flush=True)
-        if "compiled_speedup_median" in res:
-            res["compiled_fraction_of_matmul_rate"] = res["compiled_sweep_gflops"] / out["matmul_gflops_2048"]
-            print(f"  {critic} compiled: {res['compiled_sweep_run_steps_per_s']:.0f} run-steps/s, speedup "
-                  f"x{res['compiled_speedup_median']:.2f} ({100 * res['compiled_fraction_of_matmul_rate']:.0f}% of "
-                  f"matmul); compiling {res['compile_seconds'][0]:.1f} s; a 20,000-step sweep "
-                  f"x{res['paper_length_speedup_with_compile']:.2f} with it", flush=True)
     path = Path(__file__).parent / "results" / f"sweep_{device.type}.json"
     path.parent.mkdir(exist_ok=True)
     path.write_text(json.dumps(out, indent=2))

@@ -79,10 +79,10 @@ def override(cfg: Any, **changes: Any) -> Any:
 def select(configs: Mapping[str, Any], profile: str, device: str = "auto", **overrides: Any) -> Any:
     """The config for ``profile`` from ``configs``, with non-``None`` ``overrides`` replaced (:func:`override`).
 
-    A config with a ``device`` field gets ``device`` too.
+    A config with a ``device`` field (at any depth) gets ``device`` too.
     """
     cfg = configs[resolve_profile(profile, device)]
     changes: Dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
-    if any(f.name == "device" for f in dataclasses.fields(cfg)):
+    if "device" in _paths(cfg):  # at the top level or in a nested TrainSpec
         changes.setdefault("device", device)
     return override(cfg, **changes)

