@@ -5,11 +5,11 @@ copied from ordinary :mod:`mi_lib.critics` modules built with each run's seed. T
 forward passes are batched matmuls (``torch.baddbmm``), so all R runs cost one kernel
 per layer instead of R. Shapes are in the comments: ``R`` runs, ``K`` batch, ``H`` hidden.
 
-Two things here are written for speed, and measured (``benchmarks/bench_sweep.py``):
+Two things here are written for speed (measurements: ``benchmarks/results/sweep_cpu.json`` and
+the README):
 
 - A layer with one output unit (the baselines' and the joint critic's last layer) is a
-  multiply-and-sum, not a batched matmul: ``bmm`` with an output width of 1 runs at a few
-  GFLOP/s on a CPU, 20-40x slower than the same work as an elementwise product.
+  multiply-and-sum, not a batched matmul: ``bmm`` with an output width of 1 is slow on a CPU.
 - The joint critic's layers on the ``K^2`` pairs are one :class:`torch.autograd.Function`
   with a hand-written backward (:class:`PairMLP`): no autograd bookkeeping per op, the
   ReLU masks applied in place, and the two sums that give the split first layer's
@@ -66,10 +66,10 @@ def stacked_mlp(params: Sequence[torch.Tensor], h: torch.Tensor) -> torch.Tensor
 
 class Workspace:
     """Reusable buffers for :class:`PairMLP`, so a training loop does not allocate its
-    ``[R, K^2, H]`` tensors (8 MB each for two paper-size runs) afresh every step.
+    ``[R, K^2, H]`` tensors afresh every step.
 
-    Fresh large allocations cost page faults and cold caches: measured on the 2-core CPU,
-    reusing memory made a joint-critic sweep step about 10% faster. A workspace serves one
+    Fresh large allocations cost page faults and cold caches, so reusing memory makes a
+    joint-critic sweep step faster (README, "Measurements"). A workspace serves one
     forward at a time, from the forward until its backward has run; a second forward
     before that raises instead of overwriting saved activations. Forwards that build no
     graph (``torch.no_grad``, or no input needing a gradient) allocate as usual.

@@ -9,7 +9,7 @@ the very batches the trained runs saw.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
@@ -25,8 +25,6 @@ from ..profiles import override, resolve_device
 from ..registry import estimators, get_bound
 from ..train import RunConfig, group_by_architecture, plan_chunks, train_sweep
 
-# estimator label -> (bound name, alpha_logit), from the registry's Fig. 2 variants
-ESTIMATORS: Dict[str, Tuple[str, Optional[float]]] = estimators()
 
 
 PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16}  # Fig2Config.precision -> train_sweep's compute_dtype
@@ -43,7 +41,8 @@ class Fig2Config:
     """
 
     run: RunConfig = RunConfig(task=GaussianTask(dim=20, w_seed=1))
-    estimators: Tuple[str, ...] = tuple(ESTIMATORS)
+    # labels of the registry's Fig. 2 variants (mi_lib.registry.estimators); default: all of them
+    estimators: Tuple[str, ...] = field(default_factory=lambda: tuple(estimators()))
     tasks: Tuple[str, ...] = ("gaussian", "cubic")
     critics: Tuple[str, ...] = ("concat", "separable")
     concat_hidden_dim: int = 256
@@ -51,9 +50,10 @@ class Fig2Config:
     precision: str = "float32"  # "bfloat16": critics and baselines computed in bfloat16 (train_sweep's compute_dtype)
 
     def __post_init__(self) -> None:
-        unknown = [e for e in self.estimators if e not in ESTIMATORS]
+        known = estimators()
+        unknown = [e for e in self.estimators if e not in known]
         if unknown:
-            raise ValueError(f"unknown estimators {unknown}; valid: {', '.join(ESTIMATORS)}")
+            raise ValueError(f"unknown estimators {unknown}; valid: {', '.join(known)}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"unknown precision {self.precision!r}; valid: {', '.join(PRECISIONS)}")
 
@@ -80,11 +80,11 @@ def task_of(cfg: Fig2Config, name: str) -> GaussianTask:
 
 def run_configs(cfg: Fig2Config) -> List[RunConfig]:
     """Every trained run of the figure, in (task, critic, estimator) order."""
-    runs = []
+    runs, known = [], estimators()
     for task in cfg.tasks:
         for critic in cfg.critics:
             for est in cfg.estimators:
-                bound, alpha_logit = ESTIMATORS[est]
+                bound, alpha_logit = known[est]
                 runs.append(dataclasses.replace(
                     cfg.run, bound=bound, critic=critic, task=task_of(cfg, task), alpha_logit=alpha_logit,
                     hidden_dim=cfg.concat_hidden_dim if critic == "concat" else cfg.run.hidden_dim))
@@ -154,7 +154,7 @@ def run(cfg: Fig2Config, cache_dir: Optional[Path] = None, force: bool = False, 
 
 
 def _label(r: RunConfig) -> str:
-    for name, (bound, a) in ESTIMATORS.items():
+    for name, (bound, a) in estimators().items():
         if bound == r.bound and a == r.alpha_logit:
             return name
     raise KeyError(r.bound)
@@ -164,9 +164,10 @@ def cap(label: str, batch_size: int) -> Optional[float]:
     """The estimator's ceiling in nats (the registry's ``cap``); TNCE is InfoNCE with the true critic."""
     if label == "TNCE":
         label = "InfoNCE"
-    if label not in ESTIMATORS:
+    known = estimators()
+    if label not in known:
         return None
-    bound, alpha_logit = ESTIMATORS[label]
+    bound, alpha_logit = known[label]
     return get_bound(bound).cap(batch_size, alpha_logit)
 
 
