@@ -1,6 +1,9 @@
 """Results cache: keyed by config and code, atomic, forced recomputation, no half-written entries."""
+
 import dataclasses
+import json
 import os
+import stat
 
 import numpy as np
 import pytest
@@ -56,12 +59,104 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["r.npz"]  # no temporary file left behind
 
 
-def test_corrupt_entry_is_recomputed(tmp_path):
-    fn = lambda cfg: {"x": np.arange(2)}  # noqa: E731
+def _count_calls(values):
+    calls = []
+
+    def fn(cfg):
+        calls.append(cfg)
+        return {"x": np.arange(cfg.n) * values}
+
+    return fn, calls
+
+
+@pytest.mark.parametrize("damage", ["garbage", "empty", "truncated"])
+def test_unreadable_entry_is_logged_and_recomputed(tmp_path, caplog, damage):
+    fn, calls = _count_calls(1)
     C.cached(fn, Cfg(), tmp_path, name="t")
     (entry,) = tmp_path.glob("t-*.npz")
-    entry.write_bytes(b"garbage")
-    assert np.array_equal(C.cached(fn, Cfg(), tmp_path, name="t")["x"], np.arange(2))
+    data = entry.read_bytes()
+    entry.write_bytes({"garbage": os.urandom(200), "empty": b"", "truncated": data[: len(data) // 2]}[damage])
+    with caplog.at_level("WARNING", logger="mi_lib.cache"):
+        assert np.array_equal(C.cached(fn, Cfg(), tmp_path, name="t")["x"], np.arange(3))
+    assert len(calls) == 2
+    assert "unreadable" in caplog.text and "recomputing" in caplog.text and entry.name in caplog.text
+    assert np.array_equal(C.cached(fn, Cfg(), tmp_path, name="t")["x"], np.arange(3)) and len(calls) == 2
+
+
+def test_entry_of_another_configuration_is_not_used(tmp_path, caplog):
+    fn, calls = _count_calls(1)
+    C.cached(fn, Cfg(n=3), tmp_path, name="t")
+    C.cached(fn, Cfg(n=4), tmp_path, name="t")
+    mine = tmp_path / f"t-{C.config_key(Cfg(n=3))}.npz"
+    other = tmp_path / f"t-{C.config_key(Cfg(n=4))}.npz"
+    mine.write_bytes(other.read_bytes())  # a readable entry, copied under the wrong key
+    with caplog.at_level("WARNING", logger="mi_lib.cache"):
+        assert np.array_equal(C.cached(fn, Cfg(n=3), tmp_path, name="t")["x"], np.arange(3))
+    assert len(calls) == 3 and "not written for this configuration" in caplog.text
+    # an old-format entry (no key inside) is not trusted either
+    C.save_results(mine, {"x": np.arange(7)})
+    assert np.array_equal(C.cached(fn, Cfg(n=3), tmp_path, name="t")["x"], np.arange(3)) and len(calls) == 4
+
+
+def test_sidecar_is_checked_against_the_key(tmp_path, caplog):
+    fn, calls = _count_calls(1)
+    C.cached(fn, Cfg(n=3), tmp_path, name="t")
+    C.cached(fn, Cfg(n=4), tmp_path, name="t")
+    mine = tmp_path / f"t-{C.config_key(Cfg(n=3))}.json"
+    mine.write_text((tmp_path / f"t-{C.config_key(Cfg(n=4))}.json").read_text())
+    with caplog.at_level("WARNING", logger="mi_lib.cache"):
+        C.cached(fn, Cfg(n=3), tmp_path, name="t")  # the .npz is checked and right: used, sidecar rewritten
+    assert len(calls) == 2 and "describes another configuration" in caplog.text
+    described = json.loads(mine.read_text())
+    assert described["key"] == C.config_key(Cfg(n=3)) and described["config"]["n"] == 3
+
+
+def test_recompute_keeps_the_old_entry_until_the_new_one_is_written(tmp_path):
+    fn, _ = _count_calls(1)
+    C.cached(fn, Cfg(), tmp_path, name="t")
+    (entry,) = tmp_path.glob("t-*.npz")
+
+    def interrupted(cfg):
+        assert entry.exists()  # still there while the new results are computed
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        C.cached(interrupted, Cfg(), tmp_path, force=True, name="t")
+    assert np.array_equal(C.cached(fn, Cfg(), tmp_path, name="t")["x"], np.arange(3))
+    entry.write_bytes(b"garbage")  # an automatic recompute, interrupted: the old file is left as it was
+    with pytest.raises(KeyboardInterrupt):
+        C.cached(interrupted, Cfg(), tmp_path, name="t")
+    assert entry.read_bytes() == b"garbage"
+
+
+def test_results_whose_save_fails_are_kept_in_memory(tmp_path, monkeypatch, caplog):
+    fn, calls = _count_calls(1)
+
+    def read_only(*a, **k):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(C, "atomic_write_bytes", read_only)
+    with caplog.at_level("WARNING", logger="mi_lib.cache"):
+        res = C.cached(fn, Cfg(), tmp_path, name="t")
+    assert np.array_equal(res["x"], np.arange(3)) and len(calls) == 1
+    assert "kept in memory" in caplog.text and "Permission denied" in caplog.text
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_written_files_follow_the_umask(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        C.atomic_write_bytes(tmp_path / "a.png", b"x")
+        C.save_json(tmp_path / "a.json", {"a": 1})
+        C.cached(lambda cfg: {"x": 1}, Cfg(), tmp_path / "cache", name="t")
+    finally:
+        os.umask(old)
+    files = [tmp_path / "a.png", tmp_path / "a.json", *(tmp_path / "cache").iterdir()]
+    assert len(files) == 4
+    for f in files:
+        assert stat.S_IMODE(f.stat().st_mode) == 0o666 & ~umask, f
 
 
 def test_profiles():
@@ -79,6 +174,7 @@ def test_profiles():
 
 def test_code_version_follows_computing_code_not_plotting_code(tmp_path):
     from mi_lib.cache import hash_source_tree
+
     (tmp_path / "figures").mkdir()
     (tmp_path / "train.py").write_text("x = 1\n")
     (tmp_path / "figures" / "plot.py").write_text("colour = 'red'\n")
