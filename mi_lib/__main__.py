@@ -1,43 +1,59 @@
 """Command line: ``python -m mi_lib reproduce [names ...] --profile quick|paper|smoke|auto --device auto``."""
+
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Entry point of ``python -m mi_lib``; returns the exit status (1 if a notebook failed, 2 for bad names)."""
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m mi_lib``; returns the exit status.
+
+    0: every notebook ran; 1: a notebook failed; 2: nothing ran (bad name, unavailable device,
+    missing ``[book]`` extra, unwritable output folder); 130: interrupted with Ctrl-C.
+    """
     parser = argparse.ArgumentParser(prog="python -m mi_lib", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     rep = sub.add_parser("reproduce", help="run the figure notebooks with papermill")
     rep.add_argument("names", nargs="*", help="notebook stems or prefixes (default: all)")
-    rep.add_argument("--profile", default="auto", choices=["smoke", "quick", "paper", "auto"],
-                     help="auto: paper on CUDA, quick otherwise")
+    rep.add_argument(
+        "--profile",
+        default="auto",
+        choices=["smoke", "quick", "paper", "auto"],
+        help="auto: paper on CUDA, quick otherwise",
+    )
     rep.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     rep.add_argument("--force", action="store_true", help="recompute even when cached results exist")
     rep.add_argument("--cell-timeout", type=int, default=7200, help="seconds allowed per notebook cell")
-    rep.add_argument("--root", default=None,
-                     help="project folder whose notebooks/ run into its book/ and results_cache/ "
-                          "(default: the checkout mi_lib was installed from)")
+    rep.add_argument(
+        "--root",
+        default=None,
+        help="project folder whose notebooks/ run into its book/ and results_cache/ "
+        "(default: the checkout mi_lib was installed from)",
+    )
     sub.add_parser("list", help="list the figure notebooks")
     args = parser.parse_args(argv)
 
     from . import reproduce as R
+
     if args.command == "list":
         for stem in R.discover():
             print(stem)
         return 0
+    root = R.ROOT if args.root is None else Path(args.root).resolve()
     try:
-        runs = R.reproduce(args.names, args.profile, args.device, args.force,
-                           root=R.ROOT if args.root is None else Path(args.root).resolve(), cell_timeout=args.cell_timeout)
+        runs = R.reproduce(args.names, args.profile, args.device, args.force, root=root, cell_timeout=args.cell_timeout)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("error: interrupted; the previous executed notebooks were kept", file=sys.stderr)
+        return 130
     failed = [r for r in runs if r.status != "ok"]
     for r in failed:
-        print(f"error: {r.notebook} {r.status}", file=sys.stderr)
+        print(f"error: {r.notebook} {R.shorten(r.status, 4 * R.STATUS_WIDTH)}", file=sys.stderr)
     return 1 if failed else 0
 
 
