@@ -11,6 +11,7 @@ benchmarks/results/precision_<device>.json.
 
     python benchmarks/bench_precision.py [--threads 2] [--reps-sweep 3]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -77,14 +78,20 @@ def elementwise(reps: int) -> dict:
 def sweeps(critic: str, reps: int, steps: int) -> dict:
     """The paper's sweep of one task (10 runs) for ``critic`` through ``train_sweep``, float32
     against ``compute_dtype=torch.bfloat16``, alternating repetitions of ``steps`` steps."""
-    runs = [dataclasses.replace(r, mi_levels=(2.0,), steps_per_level=steps)
-            for r in run_configs(CONFIGS["paper"]) if r.task.name == "gaussian" and r.critic == critic]
+    runs = [
+        dataclasses.replace(r, mi_levels=(2.0,), steps_per_level=steps)
+        for r in run_configs(CONFIGS["paper"])
+        if r.task.name == "gaussian" and r.critic == critic
+    ]
     secs = {"float32": [], "bfloat16": []}
     for _ in range(reps):
         for name, cd in (("float32", None), ("bfloat16", torch.bfloat16)):
             secs[name].append(train_sweep(runs, device="cpu", progress=False, compute_dtype=cd).seconds)
     return {f"{k}_run_steps_per_s": len(runs) * steps / statistics.median(v) for k, v in secs.items()} | {
-        "reps": reps, "steps": steps, "seconds": secs}
+        "reps": reps,
+        "steps": steps,
+        "seconds": secs,
+    }
 
 
 def main(argv=None):
@@ -95,21 +102,35 @@ def main(argv=None):
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     flags = open("/proc/cpuinfo").read().split() if Path("/proc/cpuinfo").exists() else []
-    out = {"machine": {"python": sys.version.split()[0], "torch": torch.__version__, "platform": platform.platform(),
-                       "cpus": os.cpu_count(), "threads": torch.get_num_threads(),
-                       "avx512_bf16": "avx512_bf16" in flags, "amx_bf16": "amx_bf16" in flags}}
+    out = {
+        "machine": {
+            "python": sys.version.split()[0],
+            "torch": torch.__version__,
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "threads": torch.get_num_threads(),
+            "avx512_bf16": "avx512_bf16" in flags,
+            "amx_bf16": "amx_bf16" in flags,
+        }
+    }
     out["products"] = products(args.reps)
     for name, row in out["products"].items():
         f, b = row["float32"], row["bfloat16"]
-        print(f"{name}: float32 {f['forward_gflops']:.0f}/{f['grad_weight_gflops']:.0f}/{f['grad_input_gflops']:.0f}, "
-              f"bfloat16 {b['forward_gflops']:.0f}/{b['grad_weight_gflops']:.0f}/{b['grad_input_gflops']:.0f} GFLOP/s "
-              "(forward / weight gradient / input gradient)", flush=True)
+        print(
+            f"{name}: float32 {f['forward_gflops']:.0f}/{f['grad_weight_gflops']:.0f}/{f['grad_input_gflops']:.0f}, "
+            f"bfloat16 {b['forward_gflops']:.0f}/{b['grad_weight_gflops']:.0f}/{b['grad_input_gflops']:.0f} GFLOP/s "
+            "(forward / weight gradient / input gradient)",
+            flush=True,
+        )
     out["elementwise"] = elementwise(args.reps)
     print("elementwise on [2, 4096, 256]:", {k: round(v) for k, v in out["elementwise"].items()}, flush=True)
     for critic, steps in (("separable", 300), ("concat", 20)):
         out[f"{critic}_sweep"] = res = sweeps(critic, args.reps_sweep, steps)
-        print(f"{critic} sweep (train_sweep, paper architecture):",
-              {k: round(v, 1) for k, v in res.items() if k.endswith("per_s")}, flush=True)
+        print(
+            f"{critic} sweep (train_sweep, paper architecture):",
+            {k: round(v, 1) for k, v in res.items() if k.endswith("per_s")},
+            flush=True,
+        )
     path = Path(__file__).parent / "results" / "precision_cpu.json"
     path.write_text(json.dumps(out, indent=2))
     print(f"wrote {path}")

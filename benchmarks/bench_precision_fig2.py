@@ -10,6 +10,7 @@ seconds. Writes benchmarks/results/precision_fig2_<profile>.json.
 
     python benchmarks/bench_precision_fig2.py [--profile quick] [--threads 2]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,8 +24,8 @@ import numpy as np
 import torch
 
 from mi_lib.experiments import gaussian as G
-from mi_lib.profiles import override
 from mi_lib.figures.gaussian import DIVERGED_NATS, mean_abs_error
+from mi_lib.profiles import override
 
 VARIANTS = {"float32": ("float32", 0), "bfloat16": ("bfloat16", 0), "float32_seed1": ("float32", 1)}
 
@@ -45,9 +46,16 @@ def main(argv=None):
             print(f"{name}: trained", flush=True)
     ref = results["float32"]
     err = {k: mean_abs_error(r) for k, r in results.items()}
-    out = {"machine": {"python": sys.version.split()[0], "torch": torch.__version__, "threads": torch.get_num_threads(),
-                       "device": args.device},
-           "profile": args.profile, "config": {k: str(v) for k, v in dataclasses.asdict(base).items()}}
+    out = {
+        "machine": {
+            "python": sys.version.split()[0],
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "device": args.device,
+        },
+        "profile": args.profile,
+        "config": {k: str(v) for k, v in dataclasses.asdict(base).items()},
+    }
     for critic in base.critics:
         rows = np.flatnonzero(ref["critics"] == critic)
         # runs that diverged in any variant are compared by count, not by error
@@ -60,14 +68,19 @@ def main(argv=None):
             "mean_abs_error": {k: [float(x) for x in v[rows]] for k, v in err.items()},
             "runs_compared": int(len(ok)),
             "diverged": {k: int(np.sum(err[k][rows] >= DIVERGED_NATS)) for k in err},
-            "bf16_change_median": float(np.median(d_bf16)), "bf16_change_max": float(np.max(d_bf16)),
-            "seed_change_median": float(np.median(d_seed)), "seed_change_max": float(np.max(d_seed)),
+            "bf16_change_median": float(np.median(d_bf16)),
+            "bf16_change_max": float(np.max(d_bf16)),
+            "seed_change_median": float(np.median(d_seed)),
+            "seed_change_max": float(np.max(d_seed)),
             "sweep_seconds": seconds,
         }
         r = out[critic]
-        print(f"{critic}: |error change| bfloat16 vs float32 median {r['bf16_change_median']:.3f} "
-              f"(max {r['bf16_change_max']:.3f}) nats; seed 1 vs seed 0 median {r['seed_change_median']:.3f} "
-              f"(max {r['seed_change_max']:.3f}); diverged {r['diverged']}; seconds {r['sweep_seconds']}", flush=True)
+        print(
+            f"{critic}: |error change| bfloat16 vs float32 median {r['bf16_change_median']:.3f} "
+            f"(max {r['bf16_change_max']:.3f}) nats; seed 1 vs seed 0 median {r['seed_change_median']:.3f} "
+            f"(max {r['seed_change_max']:.3f}); diverged {r['diverged']}; seconds {r['sweep_seconds']}",
+            flush=True,
+        )
     path = Path(__file__).parent / "results" / f"precision_fig2_{args.profile}.json"
     path.write_text(json.dumps(out, indent=2))
     print(f"wrote {path}")

@@ -10,6 +10,7 @@ put against it. Writes benchmarks/results/sweep_<device>.json.
 
     python benchmarks/bench_sweep.py [--device cpu|cuda] [--threads N] [--reps 5]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,7 +38,7 @@ def matmul_gflops(device: torch.device, n: int = 2048, reps: int = 20) -> float:
         a @ b
         _sync(device)
         times.append(time.perf_counter() - t0)
-    return 2 * n ** 3 / statistics.median(times[1:]) / 1e9
+    return 2 * n**3 / statistics.median(times[1:]) / 1e9
 
 
 def _sync(device):
@@ -84,17 +85,25 @@ def bench(runs, steps, device, reps):
     run_steps = len(runs) * steps
     p, s = statistics.median(per_run_t), statistics.median(sweep_t)
     out = {
-        "runs": len(runs), "bounds": [r.bound for r in runs], "steps": steps, "reps": reps,
-        "per_run_seconds": per_run_t, "sweep_seconds": sweep_t,
-        "per_run_run_steps_per_s": run_steps / p, "sweep_run_steps_per_s": run_steps / s,
-        "per_run_wall_s_per_run": p / len(runs), "sweep_wall_s_per_run": s / len(runs),
+        "runs": len(runs),
+        "bounds": [r.bound for r in runs],
+        "steps": steps,
+        "reps": reps,
+        "per_run_seconds": per_run_t,
+        "sweep_seconds": sweep_t,
+        "per_run_run_steps_per_s": run_steps / p,
+        "sweep_run_steps_per_s": run_steps / s,
+        "per_run_wall_s_per_run": p / len(runs),
+        "sweep_wall_s_per_run": s / len(runs),
         "speedup_median": p / s,
         # each repetition's ratio (per-run and sweep timed back to back): robust to the machine's
         # speed drifting between repetitions, which the ratio of medians is not
         "speedup_per_rep": [a / b for a, b in zip(per_run_t, sweep_t)],
         "speedup_median_of_reps": statistics.median(a / b for a, b in zip(per_run_t, sweep_t)),
-        "sweep_gflops": flops / s / 1e9, "per_run_gflops": flops / p / 1e9,
-        "flops_per_run_step": flops / run_steps, "peak_memory_mb": max(mem),
+        "sweep_gflops": flops / s / 1e9,
+        "per_run_gflops": flops / p / 1e9,
+        "flops_per_run_step": flops / run_steps,
+        "peak_memory_mb": max(mem),
     }
     return out
 
@@ -112,10 +121,18 @@ def main(argv=None):
     device = torch.device(args.device)
     paper = CONFIGS["paper"]
     runs = [r for r in run_configs(paper) if r.task.name == "gaussian"]
-    out = {"machine": {"python": sys.version.split()[0], "torch": torch.__version__, "platform": platform.platform(),
-                       "processor": platform.processor(), "cpus": os.cpu_count(), "threads": torch.get_num_threads(),
-                       "device": str(device),
-                       "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"}}
+    out = {
+        "machine": {
+            "python": sys.version.split()[0],
+            "torch": torch.__version__,
+            "platform": platform.platform(),
+            "processor": platform.processor(),
+            "cpus": os.cpu_count(),
+            "threads": torch.get_num_threads(),
+            "device": str(device),
+            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        }
+    }
     out["matmul_gflops_2048"] = matmul_gflops(device)
     print(f"matmul 2048^2 float32: {out['matmul_gflops_2048']:.1f} GFLOP/s", flush=True)
     for critic, steps in (("separable", args.separable_steps), ("concat", args.concat_steps)):
@@ -124,11 +141,13 @@ def main(argv=None):
         res = bench(sel, steps, device, args.reps)
         res["fraction_of_matmul_rate"] = res["sweep_gflops"] / out["matmul_gflops_2048"]
         out[critic] = res
-        print(f"  {critic}: per-run {res['per_run_run_steps_per_s']:.0f} run-steps/s, sweep "
-              f"{res['sweep_run_steps_per_s']:.0f} run-steps/s, speedup x{res['speedup_median']:.2f} "
-              f"(per repetition: {', '.join(f'{r:.2f}' for r in res['speedup_per_rep'])}), "
-              f"sweep {res['sweep_gflops']:.1f} GFLOP/s ({100 * res['fraction_of_matmul_rate']:.0f}% of matmul)",
-              flush=True)
+        print(
+            f"  {critic}: per-run {res['per_run_run_steps_per_s']:.0f} run-steps/s, sweep "
+            f"{res['sweep_run_steps_per_s']:.0f} run-steps/s, speedup x{res['speedup_median']:.2f} "
+            f"(per repetition: {', '.join(f'{r:.2f}' for r in res['speedup_per_rep'])}), "
+            f"sweep {res['sweep_gflops']:.1f} GFLOP/s ({100 * res['fraction_of_matmul_rate']:.0f}% of matmul)",
+            flush=True,
+        )
     path = Path(__file__).parent / "results" / f"sweep_{device.type}.json"
     path.parent.mkdir(exist_ok=True)
     path.write_text(json.dumps(out, indent=2))

@@ -13,11 +13,13 @@ Notation: ``S`` is a stack of score matrices ``[R, K, K]`` (``S[r, i, j] = f(x_i
 diagonal), so that :math:`\partial\,\mathrm{lme}_O(T)/\partial T = \mathrm{sm}_O(T)`
 with :math:`\mathrm{lme}_O(T) = \log\frac1n\sum_{i\neq j} e^{T_{ij}}`.
 
-- TUBA, baseline ``b``, :math:`T_{ij} = S_{ij} - b_j`: value :math:`1 + \overline{S_{ii} - b_i} - e^{\mathrm{lme}_O(T)}`;
+- TUBA, baseline ``b``, :math:`T_{ij} = S_{ij} - b_j`:
+  value :math:`1 + \overline{S_{ii} - b_i} - e^{\mathrm{lme}_O(T)}`;
   :math:`\partial S = I/K - e^{\mathrm{lme}_O(T)}\mathrm{sm}_O(T)`,
   :math:`\partial b_j = -1/K + \sum_i [e^{\mathrm{lme}_O(T)}\mathrm{sm}_O(T)]_{ij}`.
 - NWJ: TUBA with :math:`b = 1`.
-- InfoNCE: value :math:`\overline{S_{ii} - \mathrm{lse}_j S_{ij}} + \log K`; :math:`\partial S = (I - \mathrm{softmax}_j S)/K`.
+- InfoNCE: value :math:`\overline{S_{ii} - \mathrm{lse}_j S_{ij}} + \log K`;
+  :math:`\partial S = (I - \mathrm{softmax}_j S)/K`.
 - DV: value :math:`\overline{S_{ii}} - \mathrm{lme}_O(S)`; :math:`\partial S = I/K - \mathrm{sm}_O(S)`.
 - JS: value NWJ of ``S + 1``, :math:`1 + \overline{S_{ii}} - e^{\mathrm{lme}_O(S)}`; gradient the f-GAN JS
   objective's, :math:`\partial S = I\sigma(-S)/K - O\sigma(S)/n`.
@@ -40,17 +42,21 @@ alpha_logit [R], state) -> (value [R], d value/d scores [R, K, K], d value/d log
 [R, K] or None, new state)``; each run's value depends on its own slice only, so
 ``grad_out[r] * gradient[r]`` is the vector-Jacobian product.
 """
+
 from __future__ import annotations
 
 import math
 from functools import lru_cache
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 import torch
 
 from . import bounds as B
-from .bounds import diag  # the diagonal view [..., K] of [..., K, K]
-from .bounds import MINE_MOMENTUM, SMILE_CLIP
+from .bounds import (
+    MINE_MOMENTUM,
+    SMILE_CLIP,
+    diag,  # the diagonal view [..., K] of [..., K, K]
+)
 
 ValueAndGrad = Callable[..., Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor], Optional[torch.Tensor]]]
 
@@ -196,6 +202,7 @@ def interpolated(scores, log_b, alpha, state=None):
 
 def autograd_value_and_grad(train_value) -> ValueAndGrad:
     """A bound's ``(value, gradients, state)`` from its registry ``train_value``, through autograd."""
+
     def value_and_grad(scores, log_b, alpha, state):
         with torch.enable_grad():
             s = scores.detach().requires_grad_(True)
@@ -204,6 +211,7 @@ def autograd_value_and_grad(train_value) -> ValueAndGrad:
             grads = torch.autograd.grad(value.sum(), [s] if b is None else [s, b])
         new_state = None if new_state is None else new_state.detach()
         return value.detach(), grads[0], (None if b is None else grads[1]), new_state
+
     return value_and_grad
 
 
@@ -214,4 +222,3 @@ def value_and_grad_of(name: str) -> ValueAndGrad:
 
     spec = get_bound(name)  # raises on an unknown name
     return spec.value_and_grad or autograd_value_and_grad(spec.train_value)
-

@@ -22,6 +22,7 @@ argument or dispatches on strings. Bounds whose *value* and *gradient* come from
 different objectives (JS, MINE, SMILE) are built with :func:`value_of_a_gradient_of_b`.
 See the book chapter "The variational bounds" (``book/bounds.md``).
 """
+
 from __future__ import annotations
 
 import math
@@ -196,14 +197,16 @@ def js_core(scores: torch.Tensor) -> torch.Tensor:
 
 
 def interpolated_core(scores: torch.Tensor, log_baseline: torch.Tensor, alpha_logit: object) -> torch.Tensor:
-    """I_alpha on a stack, ``log_baseline: [..., K]``, ``alpha_logit`` scalar or ``[...]`` (:func:`interpolated_lower_bound`)."""
+    """I_alpha on a stack, ``log_baseline: [..., K]``, ``alpha_logit`` scalar or ``[...]``
+    (:func:`interpolated_lower_bound`)."""
     k = scores.shape[-1]
     alpha_logit = torch.as_tensor(alpha_logit, dtype=scores.dtype, device=scores.device)
     log_alpha = -torch.nn.functional.softplus(-alpha_logit)
     log_1m_alpha = -torch.nn.functional.softplus(alpha_logit)
     # interp[i, j] = log(alpha * m(y_j; x without x_i) + (1 - alpha) * a(y_j))
-    interp = torch.logaddexp(log_alpha[..., None, None] + log_loo_mean(scores),
-                             (log_1m_alpha[..., None] + log_baseline).unsqueeze(-2))
+    interp = torch.logaddexp(
+        log_alpha[..., None, None] + log_loo_mean(scores), (log_1m_alpha[..., None] + log_baseline).unsqueeze(-2)
+    )
     # positive (x_j, y_j): baseline for y_j with x_i left out, averaged over i != j
     mask = _offdiag_mask(k, scores.device)
     joint_mat = (diag(scores).unsqueeze(-2) - interp).masked_fill(~mask, 0.0)
@@ -216,8 +219,7 @@ def interpolated_core(scores: torch.Tensor, log_baseline: torch.Tensor, alpha_lo
 def mine_core(scores: torch.Tensor, log_ema: torch.Tensor, momentum: float) -> Tuple[torch.Tensor, torch.Tensor]:
     """MINE on a stack: ``(value DV with gradient TUBA(EMA), new log-EMA)`` (:func:`mine_lower_bound`)."""
     log_z = logmeanexp_nodiag(scores)
-    new_log_ema = torch.logaddexp(math.log(momentum) + log_ema,
-                                  math.log1p(-momentum) + log_z.detach())
+    new_log_ema = torch.logaddexp(math.log(momentum) + log_ema, math.log1p(-momentum) + log_z.detach())
     surrogate = diag(scores).mean(-1) - torch.exp(log_z - new_log_ema)
     return value_of_a_gradient_of_b(dv_core(scores), surrogate), new_log_ema
 

@@ -8,10 +8,11 @@ permutes rows and permuting ``y`` permutes columns, for every critic here.
 :func:`make_critic` is the one place a critic is built from its name; every training loop,
 experiment and :func:`mi_lib.estimate_mi` goes through it.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Dict, Optional, Tuple, Type
+from typing import Dict, Optional, Tuple, Type, cast
 
 import torch
 from torch import nn
@@ -71,7 +72,7 @@ class ConcatCritic(nn.Module):
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         _check_pair(x, y, self.x_dim, self.y_dim)
-        w_x, w_y = self.first.weight[:, : self.x_dim], self.first.weight[:, self.x_dim:]
+        w_x, w_y = self.first.weight[:, : self.x_dim], self.first.weight[:, self.x_dim :]
         hx = x @ w_x.T + self.first.bias  # [K, H]
         hy = y @ w_y.T  # [K, H]
         h = torch.relu(hx[:, None, :] + hy[None, :, :])  # [K, K, H], h[i, j] from (x_i, y_j)
@@ -126,33 +127,37 @@ class GaussianOptimalCritic(nn.Module):
         r"""``[K, K]`` matrix of :math:`\log p(y_j|x_i)` (Gaussian part, in the latent ``y``)."""
         _check_pair(x, y, self.dim, self.dim)
         y = self.uncube(y)
-        var = 1.0 - self.rho ** 2
+        var = 1.0 - self.rho**2
         diff = y[None, :, :] - self.rho * x[:, None, :]  # [K, K, d]
-        return -0.5 * (diff ** 2).sum(-1) / var - 0.5 * self.dim * math.log(2 * math.pi * var)
+        return -0.5 * (diff**2).sum(-1) / var - 0.5 * self.dim * math.log(2 * math.pi * var)
 
     def uncube(self, y: torch.Tensor) -> torch.Tensor:
         """Undo ``(W y)^3`` for the cubic task; identity for the Gaussian task."""
         if self.cubic_W_inv is None:
             return y
         z = torch.sign(y) * y.abs().pow(1.0 / 3.0)
-        return (z.double() @ self.cubic_W_inv.T).to(y.dtype)
+        w_inv = cast(torch.Tensor, self.cubic_W_inv)  # a buffer
+        return (z.double() @ w_inv.T).to(y.dtype)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         y_lat = self.uncube(y)
-        log_py = -0.5 * (y_lat ** 2).sum(-1) - 0.5 * self.dim * math.log(2 * math.pi)  # [K]
+        log_py = -0.5 * (y_lat**2).sum(-1) - 0.5 * self.dim * math.log(2 * math.pi)  # [K]
         cond = self.log_conditional(x, y)
         return cond - log_py[None, :] + self.offset
 
 
 CRITICS: Dict[str, Type[nn.Module]] = {
-    "separable": SeparableCritic, "concat": ConcatCritic, "bilinear": BilinearCritic,
+    "separable": SeparableCritic,
+    "concat": ConcatCritic,
+    "bilinear": BilinearCritic,
 }
 # the papers' own names for the same critics: Poole et al. say "joint", Tschannen et al. "MLP"
 CRITIC_ALIASES: Dict[str, str] = {"joint": "concat", "mlp": "concat"}
 
 
 def critic_name(kind: str) -> str:
-    """The canonical name of a critic (``"joint"`` and ``"mlp"`` are ``"concat"``); unknown names raise ``ValueError``."""
+    """The canonical name of a critic (``"joint"`` and ``"mlp"`` are ``"concat"``); unknown names raise
+    ``ValueError``."""
     name = CRITIC_ALIASES.get(kind, kind)
     if name not in CRITICS:
         valid = ", ".join(list(CRITICS) + [f"{a} (= {c})" for a, c in CRITIC_ALIASES.items()])
@@ -162,8 +167,9 @@ def critic_name(kind: str) -> str:
 
 def critic_sizes(kind: str) -> Tuple[str, ...]:
     """The size keywords :func:`make_critic` accepts for ``kind`` (bilinear has none)."""
-    return {"separable": ("hidden_dim", "layers", "embed_dim"), "concat": ("hidden_dim", "layers"),
-            "bilinear": ()}[critic_name(kind)]
+    return {"separable": ("hidden_dim", "layers", "embed_dim"), "concat": ("hidden_dim", "layers"), "bilinear": ()}[
+        critic_name(kind)
+    ]
 
 
 def make_critic(kind: str, x_dim: int, y_dim: int, **sizes: int) -> nn.Module:

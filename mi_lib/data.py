@@ -10,6 +10,7 @@ rescaling leaves the MI as it is.
 Sampling takes a ``torch.Generator``, so seeded runs reproduce exactly. :class:`GaussianStream`
 is the batches one training run sees, the same whichever loop trains it.
 """
+
 from __future__ import annotations
 
 import math
@@ -45,9 +46,15 @@ def cubic_matrix(dim: int, seed: int) -> torch.Tensor:
     return w
 
 
-def sample_correlated_gaussian(rho: float, dim: int, batch_size: int, generator: Optional[torch.Generator] = None,
-                               cubic_W: Optional[torch.Tensor] = None, dtype=torch.float32,
-                               device=None) -> Tuple[torch.Tensor, torch.Tensor]:
+def sample_correlated_gaussian(
+    rho: float,
+    dim: int,
+    batch_size: int,
+    generator: Optional[torch.Generator] = None,
+    cubic_W: Optional[torch.Tensor] = None,
+    dtype=torch.float32,
+    device=None,
+) -> Tuple[torch.Tensor, torch.Tensor]:
     """Draw ``x, y`` of shape ``[batch_size, dim]`` with correlation ``rho`` per dimension.
 
     With ``cubic_W`` the returned ``y`` is ``(y @ W.T)^3``.
@@ -72,7 +79,7 @@ class GaussianTask:
 
     @property
     def name(self) -> str:
-        """"gaussian" or "cubic"."""
+        """ "gaussian" or "cubic"."""
         return "cubic" if self.cubic else "gaussian"
 
     def cubic_W(self) -> Optional[torch.Tensor]:
@@ -96,8 +103,16 @@ class GaussianStream:
     same task and seed see identical batches, whichever loop trains them.
     """
 
-    def __init__(self, task: GaussianTask, seed: int, batch_size: int, mi_per_step: np.ndarray,
-                 device: torch.device | str, dtype: torch.dtype = torch.float32, block: int = 500):
+    def __init__(
+        self,
+        task: GaussianTask,
+        seed: int,
+        batch_size: int,
+        mi_per_step: np.ndarray,
+        device: torch.device | str,
+        dtype: torch.dtype = torch.float32,
+        block: int = 500,
+    ):
         self.task, self.k, self.block = task, batch_size, block
         self.device, self.dtype = device, dtype
         self.gen = torch.Generator(device=device).manual_seed(seed)
@@ -114,7 +129,7 @@ class GaussianStream:
         shape = (n, self.k, self.task.dim)
         x = torch.randn(shape, generator=self.gen, device=self.device, dtype=self.dtype)
         eps = torch.randn(shape, generator=self.gen, device=self.device, dtype=self.dtype)
-        rho = self.rho[step: step + n, None, None]
+        rho = self.rho[step : step + n, None, None]
         y = rho * x + torch.sqrt(1 - rho * rho) * eps
         if self.w_t is not None:
             y = (y @ self.w_t) ** 3
@@ -122,6 +137,7 @@ class GaussianStream:
 
     def batch(self, step: int) -> Tuple[torch.Tensor, torch.Tensor]:
         """``(x, y)`` for ``step``; steps must be asked for in order."""
-        if not (self._start <= step < self._start + (0 if self._x is None else len(self._x))):
+        if self._x is None or not (self._start <= step < self._start + len(self._x)):
             self._fill(step)
+        assert self._x is not None and self._y is not None
         return self._x[step - self._start], self._y[step - self._start]

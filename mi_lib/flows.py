@@ -14,9 +14,10 @@ follows each coupling, so every coordinate gets transformed. The last layer of e
 coupling network starts at a small scale (``init_scale``), so the flow starts near a
 permutation of its input ("near identity"). Shapes: ``[N, dim] -> [N, dim]``.
 """
+
 from __future__ import annotations
 
-from typing import Sequence, Tuple
+from typing import Sequence, Tuple, cast
 
 import torch
 from torch import nn
@@ -54,12 +55,12 @@ class Coupling(nn.Module):
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """``x -> (y, log|det dy/dx|)``: ``[N, dim] -> ([N, dim], [N])``."""
-        x_a, x_b = x[:, : self.d_a], x[:, self.d_a:]
+        x_a, x_b = x[:, : self.d_a], x[:, self.d_a :]
         s, t = self._st(x_a)
         return torch.cat([x_a, x_b * torch.exp(s) + t], dim=-1), s.sum(-1)
 
     def inverse(self, y: torch.Tensor) -> torch.Tensor:
-        y_a, y_b = y[:, : self.d_a], y[:, self.d_a:]
+        y_a, y_b = y[:, : self.d_a], y[:, self.d_a :]
         s, t = self._st(y_a)
         return torch.cat([y_a, (y_b - t) * torch.exp(-s)], dim=-1)
 
@@ -72,8 +73,15 @@ class FlowEncoder(nn.Module):
     couplings with coupling networks ``[512, 512]`` on 392 dimensions.
     """
 
-    def __init__(self, dim: int, n_couplings: int, hidden: Sequence[int] = (512, 512), kind: str = "additive",
-                 seed: int = 0, init_scale: float = 1e-2):
+    def __init__(
+        self,
+        dim: int,
+        n_couplings: int,
+        hidden: Sequence[int] = (512, 512),
+        kind: str = "additive",
+        seed: int = 0,
+        init_scale: float = 1e-2,
+    ):
         super().__init__()
         self.dim = dim
         g = torch.Generator().manual_seed(seed)
@@ -97,7 +105,8 @@ class FlowEncoder(nn.Module):
     def inverse(self, z: torch.Tensor) -> torch.Tensor:
         for i in reversed(range(len(self.couplings))):
             z = z[:, getattr(self, f"inv_perm{i}")]
-            z = self.couplings[i].inverse(z)
+            coupling = cast(Coupling, self.couplings[i])
+            z = coupling.inverse(z)
         return z
 
     def log_det(self, x: torch.Tensor) -> torch.Tensor:

@@ -4,6 +4,7 @@ inside ``backward()`` for the batched sweep (:mod:`mi_lib.sweep`).
 Adam is elementwise, so one Adam over a stack of R runs' parameters is exactly R
 independent Adams: the sweep's histories equal the one-run loop's (``tests/test_train.py``).
 """
+
 from __future__ import annotations
 
 from typing import Callable, Iterable, Optional, Tuple
@@ -32,8 +33,9 @@ class AdamInBackward:
     no ``step()`` or ``zero_grad()`` to call.
     """
 
-    def __init__(self, params: Iterable[torch.Tensor], lr: float, betas: Tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8):
+    def __init__(
+        self, params: Iterable[torch.Tensor], lr: float, betas: Tuple[float, float] = (0.9, 0.999), eps: float = 1e-8
+    ):
         self.params, self.lr, self.betas, self.eps = list(params), lr, betas, eps
         self.exp_avg = [torch.zeros_like(p) for p in self.params]
         self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
@@ -51,15 +53,45 @@ class AdamInBackward:
             b1, b2, lr, eps = self.betas[0], self.betas[1], self.lr, self.eps
 
             def fused_update(p: torch.Tensor) -> None:
+                assert p.grad is not None  # a post-accumulate-grad hook runs once the gradient exists
                 step.add_(1)
-                torch._fused_adam_([p], [p.grad], [m], [v], [], [step], amsgrad=False, lr=lr, beta1=b1,
-                                   beta2=b2, weight_decay=0.0, eps=eps, maximize=False)
+                torch._fused_adam_(
+                    [p],
+                    [p.grad],
+                    [m],
+                    [v],
+                    [],
+                    [step],
+                    amsgrad=False,
+                    lr=lr,
+                    beta1=b1,
+                    beta2=b2,
+                    weight_decay=0.0,
+                    eps=eps,
+                    maximize=False,
+                )
                 p.grad = None
+
             return fused_update
 
         def update(p: torch.Tensor) -> None:
-            adam_update([p], [p.grad], [self.exp_avg[i]], [self.exp_avg_sq[i]], [], [self.steps[i]],
-                        fused=self.fused, amsgrad=False, beta1=self.betas[0], beta2=self.betas[1],
-                        lr=self.lr, weight_decay=0.0, eps=self.eps, maximize=False)
+            assert p.grad is not None
+            adam_update(
+                [p],
+                [p.grad],
+                [self.exp_avg[i]],
+                [self.exp_avg_sq[i]],
+                [],
+                [self.steps[i]],
+                fused=self.fused,
+                amsgrad=False,
+                beta1=self.betas[0],
+                beta2=self.betas[1],
+                lr=self.lr,
+                weight_decay=0.0,
+                eps=self.eps,
+                maximize=False,
+            )
             p.grad = None
+
         return update

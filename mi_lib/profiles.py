@@ -4,6 +4,7 @@ Each experiment module keeps a ``CONFIGS = {"smoke": ..., "quick": ..., "paper":
 dict of frozen dataclasses; :func:`select` picks one, with ``"auto"`` meaning ``paper``
 on CUDA and ``quick`` otherwise. The profile is always a parameter, never an edit.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -70,8 +71,9 @@ def override(cfg: Any, **changes: Any) -> Any:
         found = paths[name]
         top = [p for p in found if len(p) == 1]
         if not top and len(found) > 1:
-            raise ValueError(f"setting {name!r} is ambiguous in {type(cfg).__name__}: "
-                             f"{', '.join('.'.join(p) for p in found)}")
+            raise ValueError(
+                f"setting {name!r} is ambiguous in {type(cfg).__name__}: {', '.join('.'.join(p) for p in found)}"
+            )
         cfg = _replace_at(cfg, (top or found)[0], value)
     return cfg
 

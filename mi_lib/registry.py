@@ -12,6 +12,7 @@ empirical ones (variance, batch-size dependence) instead of trusting them.
 Adding a bound: its function in :mod:`mi_lib.bounds`, one :func:`register` call here,
 and its test (``docs/CONTRIBUTING.md``).
 """
+
 from __future__ import annotations
 
 import math
@@ -28,8 +29,22 @@ from .bounds import MINE_MOMENTUM, SMILE_CLIP
 TrainValue = Callable[..., Tuple[torch.Tensor, Optional[torch.Tensor]]]
 Cap = Callable[[int, Optional[float]], Optional[float]]
 
-__all__ = ["LowerBound", "register", "unregister", "registered", "get_bound", "bound_name", "available_bounds",
-           "BOUND_ALIASES", "MINE_MOMENTUM", "SMILE_CLIP", "estimators", "log_k_cap", "no_cap", "interpolated_cap"]
+__all__ = [
+    "LowerBound",
+    "register",
+    "unregister",
+    "registered",
+    "get_bound",
+    "bound_name",
+    "available_bounds",
+    "BOUND_ALIASES",
+    "MINE_MOMENTUM",
+    "SMILE_CLIP",
+    "estimators",
+    "log_k_cap",
+    "no_cap",
+    "interpolated_cap",
+]
 
 
 def no_cap(batch_size: int, alpha_logit: Optional[float] = None) -> Optional[float]:
@@ -85,8 +100,14 @@ class LowerBound:
 
 _REGISTRY: Dict[str, LowerBound] = {}
 # names the papers and older code use for a registered bound
-BOUND_ALIASES: Dict[str, str] = {"nce": "infonce", "i_nce": "infonce", "cpc": "infonce", "i_nwj": "nwj",
-                                 "alpha": "interpolated", "i_alpha": "interpolated"}
+BOUND_ALIASES: Dict[str, str] = {
+    "nce": "infonce",
+    "i_nce": "infonce",
+    "cpc": "infonce",
+    "i_nwj": "nwj",
+    "alpha": "interpolated",
+    "i_alpha": "interpolated",
+}
 
 
 def register(bound: LowerBound) -> LowerBound:
@@ -125,72 +146,177 @@ def _mine(s: torch.Tensor, b=None, a=None, state=None):
 
 
 # In the order of Poole et al. Fig. 2's legend; siblings keep the paper's Fig. 1 order.
-register(LowerBound(
-    name="nwj", label="NWJ", symbol=r"I_\mathrm{NWJ}", fn=B.nwj_lower_bound, train_value=_nwj,
-    value_and_grad=BG.nwj, optimal_offset=1.0, variants=(("NWJ", None),),
-    citation="Nguyen et al. (2010)", parameters=r"$f(x,y)$",
-    objective=r"$\mathbb{E}_{p(x,y)}[f] - e^{-1}\mathbb{E}_{p(x)p(y)}[e^{f}]$",
-    value_from="NWJ", gradient_from="NWJ", low_variance=False,
-    parent="tuba", approximation=r"$a(y)=e$"))
-register(LowerBound(
-    name="tuba", label="TUBA", symbol=r"I_\mathrm{TUBA}", fn=B.tuba_lower_bound,
-    train_value=lambda s, b, a=None, state=None: (B.tuba_core(s, b), None),
-    value_and_grad=BG.tuba, variants=(("TUBA", None),),
-    citation="Poole et al. (2019)", parameters=r"$f(x,y)$, $a(y)>0$",
-    objective=r"$\mathbb{E}_{p(x,y)}[f] - \mathbb{E}_{p(y)}\big[\mathbb{E}_{p(x)}[e^{f}]/a(y) + \log a(y) - 1\big]$",
-    needs_baseline=True, value_from="TUBA", gradient_from="TUBA", low_variance=False,
-    parent="uba", approximation=r"$\log Z \le Z/a + \log a - 1$"))
-register(LowerBound(
-    name="infonce", label="InfoNCE", symbol=r"I_\mathrm{NCE}", fn=B.infonce_lower_bound,
-    train_value=_plain(B.infonce_core), value_and_grad=BG.infonce, cap=log_k_cap, variants=(("InfoNCE", None),),
-    citation="van den Oord et al. (2018)", parameters=r"$f(x,y)$",
-    objective=r"$\mathbb{E}\big[\frac1K\sum_i \log \frac{e^{f(x_i,y_i)}}{\frac1K\sum_j e^{f(x_i,y_j)}}\big]$",
-    value_from="InfoNCE", gradient_from="InfoNCE", batch_size_independent=False, low_variance=True,
-    parent="tuba", approximation=r"multi-sample $a(y)=m(y;x_{1:K})$"))
-register(LowerBound(
-    name="js", label="JS", symbol=r"I_\mathrm{JS}", fn=B.js_lower_bound, train_value=_plain(B.js_core),
-    value_and_grad=BG.js, variants=(("JS", None),),
-    citation="Poole et al. (2019), App. D", parameters=r"$f(x,y)$",
-    objective=r"$I_\mathrm{NWJ}(f+1)$ for the value, f-GAN JS for the gradient",
-    value_from="NWJ on f + 1", gradient_from="f-GAN Jensen-Shannon", low_variance=False,
-    parent="nwj", approximation="JS-trained critic"))
-register(LowerBound(
-    name="interpolated", label="I_alpha", symbol=r"I_\alpha", fn=B.interpolated_lower_bound,
-    train_value=lambda s, b, a, state=None: (B.interpolated_core(s, b, a), None),
-    value_and_grad=BG.interpolated, cap=interpolated_cap,
-    # the reference colab's alpha logits -5, 0, 5 (alpha = sigmoid(logit))
-    variants=(("alpha=0.01", -5.0), ("alpha=0.5", 0.0), ("alpha=0.99", 5.0)),
-    citation="Poole et al. (2019), Eq. 11", parameters=r"$f(x,y)$, $\alpha$, $a(y)$",
-    objective=r"$1 + \mathbb{E}\big[\log\frac{e^{f}}{\alpha m + (1-\alpha)a}\big] - "
-              r"\mathbb{E}\big[\frac{e^{f}}{\alpha m + (1-\alpha)a}\big]$",
-    needs_baseline=True, needs_alpha=True, value_from="I_alpha", gradient_from="I_alpha",
-    batch_size_independent=False, low_variance=True,
-    parent="tuba", approximation=r"interpolate $m$ and $a(y)$"))
-register(LowerBound(
-    name="dv", label="DV", symbol=r"I_\mathrm{DV}", fn=B.dv_lower_bound, train_value=_plain(B.dv_core),
-    value_and_grad=BG.dv, variants=(("DV", None),),
-    citation="Donsker & Varadhan (1983)", parameters=r"$f(x,y)$",
-    objective=r"$\mathbb{E}_{p(x,y)}[f] - \log\mathbb{E}_{p(x)p(y)}[e^{f}]$",
-    value_from="DV", gradient_from="DV", tractable_value=False, tractable_gradient=False,
-    batch_size_independent=None, low_variance=None,
-    parent="uba", approximation=r"Jensen on $\mathbb{E}_{p(y)}\log Z(y)$"))
-register(LowerBound(
-    name="mine", label="MINE", symbol=r"I_\mathrm{MINE}", fn=B.mine_lower_bound, train_value=_mine,
-    value_and_grad=BG.mine, variants=(("MINE", None),),
-    citation="Belghazi et al. (2018)", parameters=r"$f(x,y)$, EMA$(\log Z)$",
-    objective=r"$I_\mathrm{DV}$ for the value, $I_\mathrm{TUBA}(f, \mathrm{EMA})$ for the gradient",
-    stateful=True, value_from="DV", gradient_from="TUBA with a = EMA of Z",
-    tractable_value=False, low_variance=False,
-    parent="dv", approximation="EMA of the partition"))
-register(LowerBound(
-    name="smile", label="SMILE", symbol=r"I_\mathrm{SMILE}", fn=B.smile_lower_bound,
-    train_value=lambda s, b=None, a=None, state=None: (B.smile_core(s, SMILE_CLIP), None),
-    value_and_grad=BG.smile, variants=(("SMILE", None),),
-    citation="Song & Ermon (2020)", parameters=r"$f(x,y)$, $\tau$",
-    objective=r"$\mathbb{E}_{p}[f] - \log\mathbb{E}_{q}[e^{\mathrm{clip}(f,-\tau,\tau)}]$",
-    value_from="DV with clipped partition (tau = 5)", gradient_from="f-GAN Jensen-Shannon",
-    tractable_value=False, batch_size_independent=None, low_variance=True,
-    parent="dv", approximation=r"clip the partition scores", extra={"clip": SMILE_CLIP}))
+register(
+    LowerBound(
+        name="nwj",
+        label="NWJ",
+        symbol=r"I_\mathrm{NWJ}",
+        fn=B.nwj_lower_bound,
+        train_value=_nwj,
+        value_and_grad=BG.nwj,
+        optimal_offset=1.0,
+        variants=(("NWJ", None),),
+        citation="Nguyen et al. (2010)",
+        parameters=r"$f(x,y)$",
+        objective=r"$\mathbb{E}_{p(x,y)}[f] - e^{-1}\mathbb{E}_{p(x)p(y)}[e^{f}]$",
+        value_from="NWJ",
+        gradient_from="NWJ",
+        low_variance=False,
+        parent="tuba",
+        approximation=r"$a(y)=e$",
+    )
+)
+register(
+    LowerBound(
+        name="tuba",
+        label="TUBA",
+        symbol=r"I_\mathrm{TUBA}",
+        fn=B.tuba_lower_bound,
+        train_value=lambda s, b, a=None, state=None: (B.tuba_core(s, b), None),
+        value_and_grad=BG.tuba,
+        variants=(("TUBA", None),),
+        citation="Poole et al. (2019)",
+        parameters=r"$f(x,y)$, $a(y)>0$",
+        objective=r"$\mathbb{E}_{p(x,y)}[f] - "
+        r"\mathbb{E}_{p(y)}\big[\mathbb{E}_{p(x)}[e^{f}]/a(y) + \log a(y) - 1\big]$",
+        needs_baseline=True,
+        value_from="TUBA",
+        gradient_from="TUBA",
+        low_variance=False,
+        parent="uba",
+        approximation=r"$\log Z \le Z/a + \log a - 1$",
+    )
+)
+register(
+    LowerBound(
+        name="infonce",
+        label="InfoNCE",
+        symbol=r"I_\mathrm{NCE}",
+        fn=B.infonce_lower_bound,
+        train_value=_plain(B.infonce_core),
+        value_and_grad=BG.infonce,
+        cap=log_k_cap,
+        variants=(("InfoNCE", None),),
+        citation="van den Oord et al. (2018)",
+        parameters=r"$f(x,y)$",
+        objective=r"$\mathbb{E}\big[\frac1K\sum_i \log \frac{e^{f(x_i,y_i)}}{\frac1K\sum_j e^{f(x_i,y_j)}}\big]$",
+        value_from="InfoNCE",
+        gradient_from="InfoNCE",
+        batch_size_independent=False,
+        low_variance=True,
+        parent="tuba",
+        approximation=r"multi-sample $a(y)=m(y;x_{1:K})$",
+    )
+)
+register(
+    LowerBound(
+        name="js",
+        label="JS",
+        symbol=r"I_\mathrm{JS}",
+        fn=B.js_lower_bound,
+        train_value=_plain(B.js_core),
+        value_and_grad=BG.js,
+        variants=(("JS", None),),
+        citation="Poole et al. (2019), App. D",
+        parameters=r"$f(x,y)$",
+        objective=r"$I_\mathrm{NWJ}(f+1)$ for the value, f-GAN JS for the gradient",
+        value_from="NWJ on f + 1",
+        gradient_from="f-GAN Jensen-Shannon",
+        low_variance=False,
+        parent="nwj",
+        approximation="JS-trained critic",
+    )
+)
+register(
+    LowerBound(
+        name="interpolated",
+        label="I_alpha",
+        symbol=r"I_\alpha",
+        fn=B.interpolated_lower_bound,
+        train_value=lambda s, b, a, state=None: (B.interpolated_core(s, b, a), None),
+        value_and_grad=BG.interpolated,
+        cap=interpolated_cap,
+        # the reference colab's alpha logits -5, 0, 5 (alpha = sigmoid(logit))
+        variants=(("alpha=0.01", -5.0), ("alpha=0.5", 0.0), ("alpha=0.99", 5.0)),
+        citation="Poole et al. (2019), Eq. 11",
+        parameters=r"$f(x,y)$, $\alpha$, $a(y)$",
+        objective=r"$1 + \mathbb{E}\big[\log\frac{e^{f}}{\alpha m + (1-\alpha)a}\big] - "
+        r"\mathbb{E}\big[\frac{e^{f}}{\alpha m + (1-\alpha)a}\big]$",
+        needs_baseline=True,
+        needs_alpha=True,
+        value_from="I_alpha",
+        gradient_from="I_alpha",
+        batch_size_independent=False,
+        low_variance=True,
+        parent="tuba",
+        approximation=r"interpolate $m$ and $a(y)$",
+    )
+)
+register(
+    LowerBound(
+        name="dv",
+        label="DV",
+        symbol=r"I_\mathrm{DV}",
+        fn=B.dv_lower_bound,
+        train_value=_plain(B.dv_core),
+        value_and_grad=BG.dv,
+        variants=(("DV", None),),
+        citation="Donsker & Varadhan (1983)",
+        parameters=r"$f(x,y)$",
+        objective=r"$\mathbb{E}_{p(x,y)}[f] - \log\mathbb{E}_{p(x)p(y)}[e^{f}]$",
+        value_from="DV",
+        gradient_from="DV",
+        tractable_value=False,
+        tractable_gradient=False,
+        batch_size_independent=None,
+        low_variance=None,
+        parent="uba",
+        approximation=r"Jensen on $\mathbb{E}_{p(y)}\log Z(y)$",
+    )
+)
+register(
+    LowerBound(
+        name="mine",
+        label="MINE",
+        symbol=r"I_\mathrm{MINE}",
+        fn=B.mine_lower_bound,
+        train_value=_mine,
+        value_and_grad=BG.mine,
+        variants=(("MINE", None),),
+        citation="Belghazi et al. (2018)",
+        parameters=r"$f(x,y)$, EMA$(\log Z)$",
+        objective=r"$I_\mathrm{DV}$ for the value, $I_\mathrm{TUBA}(f, \mathrm{EMA})$ for the gradient",
+        stateful=True,
+        value_from="DV",
+        gradient_from="TUBA with a = EMA of Z",
+        tractable_value=False,
+        low_variance=False,
+        parent="dv",
+        approximation="EMA of the partition",
+    )
+)
+register(
+    LowerBound(
+        name="smile",
+        label="SMILE",
+        symbol=r"I_\mathrm{SMILE}",
+        fn=B.smile_lower_bound,
+        train_value=lambda s, b=None, a=None, state=None: (B.smile_core(s, SMILE_CLIP), None),
+        value_and_grad=BG.smile,
+        variants=(("SMILE", None),),
+        citation="Song & Ermon (2020)",
+        parameters=r"$f(x,y)$, $\tau$",
+        objective=r"$\mathbb{E}_{p}[f] - \log\mathbb{E}_{q}[e^{\mathrm{clip}(f,-\tau,\tau)}]$",
+        value_from="DV with clipped partition (tau = 5)",
+        gradient_from="f-GAN Jensen-Shannon",
+        tractable_value=False,
+        batch_size_independent=None,
+        low_variance=True,
+        parent="dv",
+        approximation=r"clip the partition scores",
+        extra={"clip": SMILE_CLIP},
+    )
+)
 
 
 def available_bounds() -> Tuple[str, ...]:
@@ -199,7 +325,8 @@ def available_bounds() -> Tuple[str, ...]:
 
 
 def bound_name(name: str) -> str:
-    """The registry name of ``name`` or of its alias (``"nce"`` -> ``"infonce"``); unknown names raise ``ValueError``."""
+    """The registry name of ``name`` or of its alias (``"nce"`` -> ``"infonce"``); unknown names raise
+    ``ValueError``."""
     if not isinstance(name, str):
         raise ValueError(f"a bound name must be a string, got {name!r}")
     canonical = name if name in _REGISTRY else BOUND_ALIASES.get(name.lower(), name.lower())

@@ -16,6 +16,7 @@ the README):
   gradients taken straight from the last ``[R, K, K, H]`` gradient. ``tests/test_train.py``
   checks it against autograd through :class:`mi_lib.critics.ConcatCritic`.
 """
+
 from __future__ import annotations
 
 from typing import List, Optional, Sequence
@@ -134,7 +135,7 @@ class PairMLP(torch.autograd.Function):
         acts, weights = saved[:n], saved[n:]
         r, kk, width = acts[0].shape
         g = grad_out.reshape(r, kk, 1)
-        grads: List[torch.Tensor] = [None] * (2 * n)
+        grads: List[Optional[torch.Tensor]] = [None] * (2 * n)
         # output layer (width 1): a weighted sum and an outer product, no matmul with a width of 1
         grads[-1] = g.sum(1, keepdim=True)
         grads[-2] = torch.bmm(g.transpose(1, 2), acts[-1]).transpose(1, 2)  # [R, 1, K^2] @ [R, K^2, H]
@@ -153,9 +154,11 @@ class PairMLP(torch.autograd.Function):
         return result
 
 
-def pair_mlp(hx: torch.Tensor, hy: torch.Tensor, params: Sequence[torch.Tensor],
-             workspace: Optional[Workspace] = None) -> torch.Tensor:
-    """:class:`PairMLP` on ``hx, hy: [R, K, H]`` -> scores ``[R, K, K]``; the workspace only where a backward will follow."""
+def pair_mlp(
+    hx: torch.Tensor, hy: torch.Tensor, params: Sequence[torch.Tensor], workspace: Optional[Workspace] = None
+) -> torch.Tensor:
+    """:class:`PairMLP` on ``hx, hy: [R, K, H]`` -> scores ``[R, K, K]``; the workspace only where a backward
+    will follow."""
     return PairMLP.apply(workspace if torch.is_grad_enabled() else None, hx, hy, *params)
 
 
@@ -197,7 +200,7 @@ class StackedConcat:
         params = stack_linears(critics, device, dtype)
         w_first = params[0].detach()  # [R, dx + dy, H]
         self.w_x = w_first[:, : self.x_dim].contiguous().requires_grad_(True)
-        self.w_y = w_first[:, self.x_dim:].contiguous().requires_grad_(True)
+        self.w_y = w_first[:, self.x_dim :].contiguous().requires_grad_(True)
         self.b_first = params[1]
         self.rest = params[2:]
         self.workspace = Workspace()

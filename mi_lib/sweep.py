@@ -6,17 +6,19 @@ gradient in one autograd node (:class:`BoundStage`, closed forms from
 :mod:`mi_lib.bound_grads`), and Adam inside the backward (:class:`mi_lib.optim.AdamInBackward`).
 Each run's history equals the same run trained alone (``tests/test_train.py``).
 """
+
 from __future__ import annotations
 
 import itertools
 import resource
-from typing import TYPE_CHECKING, Any, Callable, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, List, Optional, Sequence, Tuple, cast
 
 import numpy as np
 import torch
 from torch import nn
 
 from .bound_grads import value_and_grad_of
+from .critics import BaselineMLP
 from .data import GaussianStream, mi_schedule
 from .optim import AdamInBackward
 from .registry import get_bound
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
 def progress_bar(total: int, desc: str, enabled: bool) -> Any:
     """A tqdm bar that stays quiet when ``enabled`` is false."""
     from tqdm.auto import tqdm
+
     return tqdm(total=total, desc=desc, disable=not enabled, leave=False, mininterval=0.5)
 
 
@@ -89,14 +92,17 @@ class BoundStage:
         # (value_and_grad, the group's alpha_logits, run slice, baseline slice or None)
         self.groups: List[Tuple[Callable, torch.Tensor, slice, Optional[slice]]] = []
         seen: set = set()
-        run0, base0, base_runs = 0, 0, []
-        for b, runs in itertools.groupby(configs, key=lambda c: c.bound):
-            runs = list(runs)
+        run0, base0 = 0, 0
+        base_runs: List[int] = []
+        for b, group in itertools.groupby(configs, key=lambda c: c.bound):
+            runs = list(group)
             if b in seen:
                 raise ValueError("runs must be sorted by bound")
             seen.add(b)
             spec, n = get_bound(b), len(runs)
-            alphas = torch.tensor([0.0 if c.alpha_logit is None else c.alpha_logit for c in runs], device=dev, dtype=dtype)
+            alphas = torch.tensor(
+                [0.0 if c.alpha_logit is None else c.alpha_logit for c in runs], device=dev, dtype=dtype
+            )
             base = None
             if spec.needs_baseline:
                 base, base0 = slice(base0, base0 + n), base0 + n
@@ -105,11 +111,13 @@ class BoundStage:
             run0 += n
         self.base_runs = torch.tensor(base_runs, dtype=torch.long, device=dev)
 
-    def values_and_grads(self, scores: torch.Tensor, log_b: Optional[torch.Tensor], states: List[Optional[torch.Tensor]]):
+    def values_and_grads(
+        self, scores: torch.Tensor, log_b: Optional[torch.Tensor], states: List[Optional[torch.Tensor]]
+    ):
         """``(values [R], d/d scores [R, K, K], d/d log_b [R_b, K] or None, new states)``, no autograd."""
         values, g_s, g_b, new_states = [], [], [], []
         for (fn, alphas, rows, base), state in zip(self.groups, states):
-            v, gs, gb, st = fn(scores[rows], None if base is None else log_b[base], alphas, state)
+            v, gs, gb, st = fn(scores[rows], None if base is None or log_b is None else log_b[base], alphas, state)
             values.append(v)
             g_s.append(gs)
             if base is not None:
@@ -117,17 +125,23 @@ class BoundStage:
             new_states.append(st)
         return torch.cat(values), torch.cat(g_s), (torch.cat(g_b) if g_b else None), new_states
 
-    def __call__(self, scores: torch.Tensor, log_b: Optional[torch.Tensor],
-                 states: List[Optional[torch.Tensor]]) -> Tuple[torch.Tensor, List[Optional[torch.Tensor]]]:
+    def __call__(
+        self, scores: torch.Tensor, log_b: Optional[torch.Tensor], states: List[Optional[torch.Tensor]]
+    ) -> Tuple[torch.Tensor, List[Optional[torch.Tensor]]]:
         """``(values [R] with autograd to scores and log_b, new states)``."""
         new_states: List[Optional[torch.Tensor]] = []
         values = FusedBounds.apply(self.values_and_grads, self.base_runs, states, new_states, scores, log_b)
         return values, new_states
 
 
-def train_chunk(configs: Sequence[RunConfig], modules: Sequence[Tuple[nn.Module, Optional[nn.Module]]],
-                dev: torch.device, dtype: torch.dtype, progress: bool,
-                compute_dtype: Optional[torch.dtype] = None) -> np.ndarray:
+def train_chunk(
+    configs: Sequence[RunConfig],
+    modules: Sequence[Tuple[nn.Module, Optional[nn.Module]]],
+    dev: torch.device,
+    dtype: torch.dtype,
+    progress: bool,
+    compute_dtype: Optional[torch.dtype] = None,
+) -> np.ndarray:
     """Train one chunk of runs of one architecture together, from their initial ``(critic, baseline)``
     ``modules``; returns the per-step estimates ``[R, steps]`` in the caller's run order."""
     first = configs[0]
@@ -139,10 +153,11 @@ def train_chunk(configs: Sequence[RunConfig], modules: Sequence[Tuple[nn.Module,
     modules = [modules[r] for r in order]
     stack_cls = StackedSeparable if first.critic == "separable" else StackedConcat
     cd = None if compute_dtype == dtype else compute_dtype
-    critic = stack_cls([m[0] for m in modules], dev, dtype, cd)
+    critic = stack_cls([cast(Any, m[0]) for m in modules], dev, dtype, cd)
     # baselines only for the runs whose bound has one (in run order, so also contiguous per bound)
     with_base = [r for r, c in enumerate(configs) if c.needs_baseline]
-    baseline = StackedBaseline([modules[r][1] for r in with_base], dev, dtype, cd) if with_base else None
+    baselines = [cast(BaselineMLP, modules[r][1]) for r in with_base]
+    baseline = StackedBaseline(baselines, dev, dtype, cd) if with_base else None
     params = critic.parameters() + ([] if baseline is None else baseline.parameters())
     AdamInBackward(params, first.lr)  # every backward() below also takes the Adam step
     mi = mi_schedule(first.mi_levels, first.steps_per_level)
@@ -165,7 +180,7 @@ def train_chunk(configs: Sequence[RunConfig], modules: Sequence[Tuple[nn.Module,
                 x_r, y_r = x_s[run_stream], y_s[run_stream]
                 y_b = None if baseline is None else y_s[base_stream]
             scores = critic(x_r, y_r)  # [R, K, K]
-            log_b = baseline(y_b) if baseline is not None else None  # [R_baseline, K]
+            log_b = baseline(y_b) if baseline is not None and y_b is not None else None  # [R_baseline, K]
             values, states = stage(scores, log_b, states)  # [R]
             (-values.sum()).backward()  # and Adam, parameter by parameter (AdamInBackward)
             estimates[step] = values.detach()

@@ -10,11 +10,12 @@ measurement. The structured bounds that need a known density (I_BA, I_UBA, I_TNC
 the true MI itself are not score functions, so they are not in the registry; their
 metadata is in :data:`STRUCTURED_NODES`. See ``book/bounds_map.md``.
 """
+
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import pandas as pd
 import torch
@@ -47,15 +48,39 @@ class StructuredNode:
 
 STRUCTURED_NODES: Tuple[StructuredNode, ...] = (
     StructuredNode("mi", r"I(X;Y)", None, "", False, False),
-    StructuredNode("ba", r"I_\mathrm{BA}", "mi", r"decoder $q(x \mid y)$", False, True,
-                   r"$q(x \mid y)$ tractable decoder",
-                   r"$\mathbb{E}_{p(x,y)}[\log q(x \mid y) - \log p(x)]$", "Barber & Agakov (2003)"),
-    StructuredNode("uba", r"I_\mathrm{UBA}", "ba", r"$q \propto p(x)e^{f}$", False, False,
-                   r"$f(x,y)$", r"$\mathbb{E}_{p(x,y)}[f] - \mathbb{E}_{p(y)}[\log Z(y)]$",
-                   "Poole et al. (2019)"),
-    StructuredNode("tnce", r"I_\mathrm{TNCE}", "infonce", r"critic $\log p(y \mid x)$", True, True,
-                   r"$e(y \mid x)$ tractable encoder", r"$I_\mathrm{NCE}$ with $f(x,y) = \log e(y \mid x)$",
-                   "Poole et al. (2019)"),
+    StructuredNode(
+        "ba",
+        r"I_\mathrm{BA}",
+        "mi",
+        r"decoder $q(x \mid y)$",
+        False,
+        True,
+        r"$q(x \mid y)$ tractable decoder",
+        r"$\mathbb{E}_{p(x,y)}[\log q(x \mid y) - \log p(x)]$",
+        "Barber & Agakov (2003)",
+    ),
+    StructuredNode(
+        "uba",
+        r"I_\mathrm{UBA}",
+        "ba",
+        r"$q \propto p(x)e^{f}$",
+        False,
+        False,
+        r"$f(x,y)$",
+        r"$\mathbb{E}_{p(x,y)}[f] - \mathbb{E}_{p(y)}[\log Z(y)]$",
+        "Poole et al. (2019)",
+    ),
+    StructuredNode(
+        "tnce",
+        r"I_\mathrm{TNCE}",
+        "infonce",
+        r"critic $\log p(y \mid x)$",
+        True,
+        True,
+        r"$e(y \mid x)$ tractable encoder",
+        r"$I_\mathrm{NCE}$ with $f(x,y) = \log e(y \mid x)$",
+        "Poole et al. (2019)",
+    ),
 )
 
 
@@ -68,20 +93,34 @@ def tractability(tractable_value: bool, tractable_gradient: bool) -> str:
     return NEITHER
 
 
-def graph_nodes() -> List[Dict[str, object]]:
+def graph_nodes() -> List[Dict[str, Any]]:
     """Every node of Fig. 1: the structured nodes, then the registry's bounds.
 
     Each node is a dict with ``name``, ``symbol``, ``parent``, ``approximation`` and
     ``tractability``. Every ``parent`` names another node, so the nodes form a tree
     rooted at the true MI.
     """
-    nodes = [dict(name=s.name, symbol=s.symbol, parent=s.parent, approximation=s.approximation,
-                  tractability=tractability(s.tractable_value, s.tractable_gradient))
-             for s in STRUCTURED_NODES]
+    nodes = [
+        dict(
+            name=s.name,
+            symbol=s.symbol,
+            parent=s.parent,
+            approximation=s.approximation,
+            tractability=tractability(s.tractable_value, s.tractable_gradient),
+        )
+        for s in STRUCTURED_NODES
+    ]
     for name in available_bounds():
         b = get_bound(name)
-        nodes.append(dict(name=b.name, symbol=b.symbol, parent=b.parent, approximation=b.approximation,
-                          tractability=tractability(b.tractable_value, b.tractable_gradient)))
+        nodes.append(
+            dict(
+                name=b.name,
+                symbol=b.symbol,
+                parent=b.parent,
+                approximation=b.approximation,
+                tractability=tractability(b.tractable_value, b.tractable_gradient),
+            )
+        )
     names = {n["name"] for n in nodes}
     for n in nodes:
         if n["parent"] is not None and n["parent"] not in names:
@@ -93,8 +132,13 @@ def _mark(flag: Optional[bool]) -> str:
     return "—" if flag is None else ("✓" if flag else "✗")
 
 
-TABLE1_COLUMNS = ("tractable value", "tractable gradient", "batch-size independent", "low variance",
-                  "unnormalised critic")
+TABLE1_COLUMNS = (
+    "tractable value",
+    "tractable gradient",
+    "batch-size independent",
+    "low variance",
+    "unnormalised critic",
+)
 
 
 def table1(names: Optional[Sequence[str]] = None, measured: Optional[pd.DataFrame] = None) -> pd.DataFrame:
@@ -107,10 +151,15 @@ def table1(names: Optional[Sequence[str]] = None, measured: Optional[pd.DataFram
     rows = []
     for name in names:
         b: LowerBound = get_bound(name)
-        row = {"bound": f"${b.symbol}$", "citation": b.citation,
-               "tractable value": _mark(b.tractable_value), "tractable gradient": _mark(b.tractable_gradient),
-               "batch-size independent": _mark(b.batch_size_independent),
-               "low variance": _mark(b.low_variance), "unnormalised critic": _mark(b.unnormalized_critic)}
+        row = {
+            "bound": f"${b.symbol}$",
+            "citation": b.citation,
+            "tractable value": _mark(b.tractable_value),
+            "tractable gradient": _mark(b.tractable_gradient),
+            "batch-size independent": _mark(b.batch_size_independent),
+            "low variance": _mark(b.low_variance),
+            "unnormalised critic": _mark(b.unnormalized_critic),
+        }
         if measured is not None and name in measured.index:
             m = measured.loc[name]
             row["batch-size independent (measured)"] = _mark(bool(m["batch_size_independent"]))
@@ -125,14 +174,28 @@ def table2(names: Optional[Sequence[str]] = None, structured: bool = True) -> pd
     rows, index = [], []
     for name in names:
         b = get_bound(name)
-        rows.append({"bound": f"${b.symbol}$", "parameters": b.parameters, "objective": b.objective,
-                     "value from": b.value_from, "gradient from": b.gradient_from})
+        rows.append(
+            {
+                "bound": f"${b.symbol}$",
+                "parameters": b.parameters,
+                "objective": b.objective,
+                "value from": b.value_from,
+                "gradient from": b.gradient_from,
+            }
+        )
         index.append(name)
     if structured:
         for s in STRUCTURED_NODES:
             if s.objective:
-                rows.append({"bound": f"${s.symbol}$", "parameters": s.parameters, "objective": s.objective,
-                             "value from": "", "gradient from": ""})
+                rows.append(
+                    {
+                        "bound": f"${s.symbol}$",
+                        "parameters": s.parameters,
+                        "objective": s.objective,
+                        "value from": "",
+                        "gradient from": "",
+                    }
+                )
                 index.append(s.name)
     return pd.DataFrame(rows, index=pd.Index(index, name="name"))
 
@@ -160,9 +223,16 @@ def evaluate_registry_bound(name: str, scores: torch.Tensor, alpha_logit: float 
     return value.detach()
 
 
-def measure_table1(names: Optional[Sequence[str]] = None, mi_values: Sequence[float] = (2.0, 6.0, 10.0),
-                   batch_sizes: Sequence[int] = (64, 256), reps: int = 20, dim: int = 20, seed: int = 0,
-                   var_threshold: float = 0.5, bs_threshold: float = 0.25) -> Tuple[pd.DataFrame, pd.DataFrame]:
+def measure_table1(
+    names: Optional[Sequence[str]] = None,
+    mi_values: Sequence[float] = (2.0, 6.0, 10.0),
+    batch_sizes: Sequence[int] = (64, 256),
+    reps: int = 20,
+    dim: int = 20,
+    seed: int = 0,
+    var_threshold: float = 0.5,
+    bs_threshold: float = 0.25,
+) -> Tuple[pd.DataFrame, pd.DataFrame]:
     """Measure Table 1's empirical columns with the optimal critic on the ``dim``-d Gaussian.
 
     For every true MI in ``mi_values`` and batch size in ``batch_sizes``: ``reps`` fresh
@@ -188,8 +258,9 @@ def measure_table1(names: Optional[Sequence[str]] = None, mi_values: Sequence[fl
             scores = torch.stack(stack)  # [reps, K, K]
             for name in names:
                 v = evaluate_registry_bound(name, get_bound(name).optimal_offset + scores).numpy()
-                rows.append({"name": name, "mi": mi, "batch_size": k, "mean": float(v.mean()),
-                             "std": float(v.std(ddof=1))})
+                rows.append(
+                    {"name": name, "mi": mi, "batch_size": k, "mean": float(v.mean()), "std": float(v.std(ddof=1))}
+                )
     raw = pd.DataFrame(rows)
     top, k_lo, k_hi = max(mi_values), min(batch_sizes), max(batch_sizes)
     summary = []
@@ -200,7 +271,14 @@ def measure_table1(names: Optional[Sequence[str]] = None, mi_values: Sequence[fl
         shift = float(hi["mean"] - lo["mean"])
         se = math.sqrt((lo["std"] ** 2 + hi["std"] ** 2) / reps)
         max_std = float(r["std"].max())
-        summary.append({"name": name, "max_std": max_std, "low_variance": max_std < var_threshold,
-                        "bs_shift": shift, "bs_shift_se": se,
-                        "batch_size_independent": abs(shift) < max(bs_threshold, 3.0 * se)})
+        summary.append(
+            {
+                "name": name,
+                "max_std": max_std,
+                "low_variance": max_std < var_threshold,
+                "bs_shift": shift,
+                "bs_shift_se": se,
+                "batch_size_independent": abs(shift) < max(bs_threshold, 3.0 * se),
+            }
+        )
     return raw, pd.DataFrame(summary).set_index("name")

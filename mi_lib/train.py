@@ -7,11 +7,12 @@ memory (:func:`plan_chunks`); each run's history equals the history of the same 
 trained alone (``tests/test_train.py`` checks this in float64). Both loops draw their data
 from the same :class:`mi_lib.data.GaussianStream`, so "the same run" really is the same run.
 """
+
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, fields
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -52,7 +53,9 @@ class RunConfig:
         object.__setattr__(self, "critic", critic_name(self.critic))
         spec = get_bound(self.bound)
         if self.critic not in SWEEP_CRITICS:
-            raise ValueError(f"critic {self.critic!r} cannot be trained here; valid critics: {', '.join(SWEEP_CRITICS)}")
+            raise ValueError(
+                f"critic {self.critic!r} cannot be trained here; valid critics: {', '.join(SWEEP_CRITICS)}"
+            )
         if spec.needs_alpha and self.alpha_logit is None:
             raise ValueError(f"bound {self.bound!r} needs alpha_logit")
         if self.batch_size < 2:
@@ -83,9 +86,16 @@ def build_modules(cfg: RunConfig, dtype: torch.dtype = torch.float32) -> Tuple[n
     return critic.to(dtype), (None if baseline is None else baseline.to(dtype))
 
 
-def train_step(spec: LowerBound, critic: nn.Module, baseline: Optional[nn.Module], opt: torch.optim.Optimizer,
-               x: torch.Tensor, y: torch.Tensor, alpha: torch.Tensor,
-               state: Optional[torch.Tensor]) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+def train_step(
+    spec: LowerBound,
+    critic: nn.Module,
+    baseline: Optional[nn.Module],
+    opt: torch.optim.Optimizer,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    alpha: torch.Tensor,
+    state: Optional[torch.Tensor],
+) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
     """One Adam step that maximises ``spec``'s training objective on the batch ``(x, y)``.
 
     Returns the bound's value on the batch (detached) and the bound's new state (MINE's EMA).
@@ -100,8 +110,9 @@ def train_step(spec: LowerBound, critic: nn.Module, baseline: Optional[nn.Module
     return value.detach(), state
 
 
-def train_run(cfg: RunConfig, device: str = "auto", dtype: torch.dtype = torch.float32,
-              progress: bool = True) -> Dict[str, np.ndarray]:
+def train_run(
+    cfg: RunConfig, device: str = "auto", dtype: torch.dtype = torch.float32, progress: bool = True
+) -> Dict[str, Any]:
     """Train one run, one step at a time (the reference style). Returns per-step ``estimates`` and ``mi``."""
     dev = resolve_device(device)
     critic, baseline = build_modules(cfg, dtype)
@@ -136,9 +147,14 @@ class SweepResult:
     chunks: int
 
 
-def train_sweep(configs: Sequence[RunConfig], device: str = "auto", dtype: torch.dtype = torch.float32,
-                progress: bool = True, memory_budget_mb: Optional[float] = None,
-                compute_dtype: Optional[torch.dtype] = None) -> SweepResult:
+def train_sweep(
+    configs: Sequence[RunConfig],
+    device: str = "auto",
+    dtype: torch.dtype = torch.float32,
+    progress: bool = True,
+    memory_budget_mb: Optional[float] = None,
+    compute_dtype: Optional[torch.dtype] = None,
+) -> SweepResult:
     """Train runs of one architecture together; chunked automatically when they do not fit in memory.
 
     ``configs`` may differ in bound, ``alpha_logit``, seed and task; everything in
@@ -157,21 +173,31 @@ def train_sweep(configs: Sequence[RunConfig], device: str = "auto", dtype: torch
         raise ValueError(f"compute_dtype must be a floating-point torch.dtype or None, got {compute_dtype!r}")
     keys = {c.arch_key() for c in configs}
     if len(keys) > 1:
-        raise ValueError("all runs of a sweep must share the architecture, batch size, schedule and lr; "
-                         "group them with group_by_architecture()")
+        raise ValueError(
+            "all runs of a sweep must share the architecture, batch size, schedule and lr; "
+            "group them with group_by_architecture()"
+        )
     dev = resolve_device(device)
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     chunks = plan_chunks(configs, dev, memory_budget_mb)
     t0 = time.perf_counter()
-    results = [train_chunk(c, [build_modules(r, dtype) for r in c], dev, dtype, progress, compute_dtype)
-               for c in chunks]
-    return SweepResult(configs, np.concatenate(results), mi_schedule(configs[0].mi_levels, configs[0].steps_per_level),
-                       time.perf_counter() - t0, peak_memory_mb(dev), len(chunks))
+    results = [
+        train_chunk(c, [build_modules(r, dtype) for r in c], dev, dtype, progress, compute_dtype) for c in chunks
+    ]
+    return SweepResult(
+        configs,
+        np.concatenate(results),
+        mi_schedule(configs[0].mi_levels, configs[0].steps_per_level),
+        time.perf_counter() - t0,
+        peak_memory_mb(dev),
+        len(chunks),
+    )
 
 
-def plan_chunks(configs: Sequence[RunConfig], device: torch.device | str = "auto",
-                memory_budget_mb: Optional[float] = None) -> List[List[RunConfig]]:
+def plan_chunks(
+    configs: Sequence[RunConfig], device: torch.device | str = "auto", memory_budget_mb: Optional[float] = None
+) -> List[List[RunConfig]]:
     """The chunks :func:`train_sweep` trains one after another, in order (runs of one architecture).
 
     A caller that saves results chunk by chunk (as the Fig. 2 experiment does) can train each
@@ -183,7 +209,7 @@ def plan_chunks(configs: Sequence[RunConfig], device: torch.device | str = "auto
         return []
     dev = device if isinstance(device, torch.device) else resolve_device(device)
     per_chunk = max_runs_per_chunk(configs[0], dev, memory_budget_mb)
-    return [configs[i: i + per_chunk] for i in range(0, len(configs), per_chunk)]
+    return [configs[i : i + per_chunk] for i in range(0, len(configs), per_chunk)]
 
 
 def group_by_architecture(configs: Sequence[RunConfig]) -> List[List[RunConfig]]:

@@ -1,4 +1,5 @@
 """Test settings: one torch thread (the tests are small; CI has 2 cores), headless matplotlib."""
+
 import os
 
 import matplotlib

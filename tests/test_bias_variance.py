@@ -1,5 +1,6 @@
 """Figs. 3 and 4 (bias / variance with the optimal critic; gradient accuracy): closed forms,
 second implementations and the properties the chapter claims, at small settings."""
+
 import dataclasses
 import math
 
@@ -45,8 +46,11 @@ def test_stacked_estimates_equal_the_public_bounds():
     est = bv.evaluate_estimators(x, y, rho, alphas)
     for r in range(3):
         f = GaussianOptimalCritic(rho, d)(x[r], y[r])
-        want = [B.nwj_lower_bound(f + 1.0), B.infonce_lower_bound(f),
-                B.tnce_lower_bound(GaussianOptimalCritic(rho, d).log_conditional(x[r], y[r]))]
+        want = [
+            B.nwj_lower_bound(f + 1.0),
+            B.infonce_lower_bound(f),
+            B.tnce_lower_bound(GaussianOptimalCritic(rho, d).log_conditional(x[r], y[r])),
+        ]
         want += [B.interpolated_lower_bound(f, 0.0, math.log(a / (1 - a))) for a in alphas]
         torch.testing.assert_close(est[:, r], torch.stack(want))
 
@@ -122,6 +126,7 @@ def test_best_alpha_table_and_figures_run_on_small_arrays(tmp_path):
     fig3 = figs.plot_bias_variance(small3)
     assert len(fig3.axes) == 3
     from mi_lib.figures import save_figure
+
     paths = save_figure(fig3, tmp_path, "fig3", figs.fig3_numbers(small3))
     assert paths["png"].stat().st_size > 0
     save_figure(fig, tmp_path, "fig4", figs.fig4_numbers(res))

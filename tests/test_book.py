@@ -15,6 +15,7 @@ Screenshots of three pages go to ``_build/screenshots/``. Without Chromium the t
 skips, unless ``MI_LIB_REQUIRE_BROWSER=1`` (set in CI), in which case it fails.
 ``MI_LIB_BOOK_PREBUILT=1`` reuses an existing ``_build/html`` (for iterating on the checks).
 """
+
 from __future__ import annotations
 
 import functools
@@ -74,8 +75,9 @@ def built_book(tmp_path_factory) -> Path:
         else:
             shutil.copy2(src, copy / name)
     # `python -m mi_lib reproduce` runs notebooks/*.ipynb into the copy's book/executed/
-    r = _run([sys.executable, "-m", "mi_lib", "reproduce", "--profile", "smoke", "--root", str(copy)], cwd=copy,
-             timeout=3600)
+    r = _run(
+        [sys.executable, "-m", "mi_lib", "reproduce", "--profile", "smoke", "--root", str(copy)], cwd=copy, timeout=3600
+    )
     assert r.returncode == 0, f"reproduce failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
     bindir = Path(sys.executable).parent
     env = dict(os.environ, PYTHON=sys.executable, PATH=f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}")
@@ -115,9 +117,19 @@ def browser():
     profile = tempfile.mkdtemp(prefix="mi-lib-chromium-")
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-                 "--disable-dev-shm-usage", "--window-size=1280,900", f"--user-data-dir={profile}"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-quic",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,900",
+        f"--user-data-dir={profile}",
+    ):
         opts.add_argument(flag)
     opts.set_capability("goog:loggingPrefs", {"performance": "ALL"})
     try:
@@ -172,8 +184,11 @@ return {
 
 
 def _pages(html: Path):
-    return sorted(p.relative_to(html).as_posix() for p in html.rglob("*.html")
-                  if "_static" not in p.parts and "_sources" not in p.parts)
+    return sorted(
+        p.relative_to(html).as_posix()
+        for p in html.rglob("*.html")
+        if "_static" not in p.parts and "_sources" not in p.parts
+    )
 
 
 def _is_local(url: str, base: str) -> bool:
@@ -211,8 +226,10 @@ def test_every_page_renders_offline(built_book, server, browser):
         if state["math"]:
             pages_with_math += 1
             if status != "typeset" or state["mjx"] == 0 or state["untypeset"]:
-                problems.append(f"{page}: maths not typeset ({status}; {state['mjx']} mjx-container, "
-                                f"{state['untypeset']} of {state['math']} .math elements left raw)")
+                problems.append(
+                    f"{page}: maths not typeset ({status}; {state['mjx']} mjx-container, "
+                    f"{state['untypeset']} of {state['math']} .math elements left raw)"
+                )
         raw = [t for t in RAW_TEX if t in state["text"]]
         if raw:
             problems.append(f"{page}: raw TeX visible in the text: {raw}")
@@ -226,7 +243,8 @@ def test_every_page_renders_offline(built_book, server, browser):
             if page == target:
                 if name == "bounds_map":
                     browser.execute_script(
-                        "const f = document.getElementById('fig-bounds-map'); if (f) f.scrollIntoView();")
+                        "const f = document.getElementById('fig-bounds-map'); if (f) f.scrollIntoView();"
+                    )
                 browser.save_screenshot(str(SHOTS / f"{name}.png"))
     assert pages_with_math >= 3, "expected maths on the theory chapters"
     assert not problems, "\n".join(problems)

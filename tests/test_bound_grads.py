@@ -1,4 +1,5 @@
 """The written-out values and gradients of the training bounds equal autograd through mi_lib.bounds."""
+
 import pytest
 import torch
 

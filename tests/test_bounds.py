@@ -1,4 +1,5 @@
 """Every bound against a slow double-loop reimplementation, plus the properties the book relies on."""
+
 import math
 
 import pytest
@@ -21,7 +22,8 @@ def ref_tuba(S, b):
 def ref_dv(S):
     K = len(S)
     return sum(S[i][i] for i in range(K)) / K - math.log(
-        sum(math.exp(S[i][j]) for i in range(K) for j in range(K) if i != j) / (K * (K - 1)))
+        sum(math.exp(S[i][j]) for i in range(K) for j in range(K) if i != j) / (K * (K - 1))
+    )
 
 
 def ref_infonce(S):
@@ -47,8 +49,9 @@ def ref_interpolated(S, b, alpha):
 def ref_js_fgan(S):
     K = len(S)
     sp = lambda t: math.log1p(math.exp(t))  # noqa: E731
-    return (-sum(sp(-S[i][i]) for i in range(K)) / K
-            - sum(sp(S[i][j]) for i in range(K) for j in range(K) if i != j) / (K * (K - 1)))
+    return -sum(sp(-S[i][i]) for i in range(K)) / K - sum(sp(S[i][j]) for i in range(K) for j in range(K) if i != j) / (
+        K * (K - 1)
+    )
 
 
 def ref_loo_upper(L):
@@ -176,20 +179,34 @@ def test_no_input_modified():
     S = _rand(5, torch.float64)
     b = _rand(5, torch.float64, seed=2)[0]
     S0, b0 = S.clone(), b.clone()
-    for fn in (lambda: B.tuba_lower_bound(S, b), lambda: B.nwj_lower_bound(S), lambda: B.dv_lower_bound(S),
-               lambda: B.infonce_lower_bound(S), lambda: B.js_lower_bound(S),
-               lambda: B.interpolated_lower_bound(S, b, 0.3), lambda: B.mine_lower_bound(S, b[0]),
-               lambda: B.smile_lower_bound(S, 1.0), lambda: B.log_loo_mean(S), lambda: B.loo_upper_bound(S)):
+    for fn in (
+        lambda: B.tuba_lower_bound(S, b),
+        lambda: B.nwj_lower_bound(S),
+        lambda: B.dv_lower_bound(S),
+        lambda: B.infonce_lower_bound(S),
+        lambda: B.js_lower_bound(S),
+        lambda: B.interpolated_lower_bound(S, b, 0.3),
+        lambda: B.mine_lower_bound(S, b[0]),
+        lambda: B.smile_lower_bound(S, 1.0),
+        lambda: B.log_loo_mean(S),
+        lambda: B.loo_upper_bound(S),
+    ):
         fn()
         assert torch.equal(S, S0) and torch.equal(b, b0)
 
 
-@pytest.mark.parametrize("bad,match", [
-    (torch.zeros(3), "2-D"), (torch.zeros(3, 4), "square"), (torch.zeros(1, 1), "K >= 2"),
-    (torch.tensor([[0.0, float("nan")], [0.0, 0.0]]), "NaN or inf"),
-    (torch.tensor([[0.0, float("inf")], [0.0, 0.0]]), "NaN or inf"),
-    (torch.zeros(3, 3, dtype=torch.long), "floating"), ([[0.0, 1.0], [1.0, 0.0]], "torch.Tensor"),
-])
+@pytest.mark.parametrize(
+    "bad,match",
+    [
+        (torch.zeros(3), "2-D"),
+        (torch.zeros(3, 4), "square"),
+        (torch.zeros(1, 1), "K >= 2"),
+        (torch.tensor([[0.0, float("nan")], [0.0, 0.0]]), "NaN or inf"),
+        (torch.tensor([[0.0, float("inf")], [0.0, 0.0]]), "NaN or inf"),
+        (torch.zeros(3, 3, dtype=torch.long), "floating"),
+        ([[0.0, 1.0], [1.0, 0.0]], "torch.Tensor"),
+    ],
+)
 def test_bad_scores_raise(bad, match):
     for fn in (B.nwj_lower_bound, B.infonce_lower_bound, B.dv_lower_bound, B.js_lower_bound, B.smile_lower_bound):
         with pytest.raises(ValueError, match=match):
@@ -288,6 +305,7 @@ def test_tnce_normalises_over_x_and_ignores_y_factors():
 
 def test_upper_and_lower_bounds_sandwich_true_mi():
     from mi_lib.critics import GaussianOptimalCritic
+
     mi, dim, k = 3.0, 4, 256
     rho = mi_to_rho(mi, dim)
     crit = GaussianOptimalCritic(rho, dim)
@@ -298,7 +316,8 @@ def test_upper_and_lower_bounds_sandwich_true_mi():
         L = crit.log_conditional(x, y)
         lows.append(B.tnce_lower_bound(L).item())
         ups.append(B.loo_upper_bound(L).item())
-        log_q = -0.5 * (y ** 2).sum(-1) - 0.5 * dim * math.log(2 * math.pi)  # q(y) = p(y): tight
-        assert math.isclose(B.variational_upper_bound(torch.diagonal(L), log_q).item(),
-                            (torch.diagonal(L) - log_q).mean().item())
+        log_q = -0.5 * (y**2).sum(-1) - 0.5 * dim * math.log(2 * math.pi)  # q(y) = p(y): tight
+        assert math.isclose(
+            B.variational_upper_bound(torch.diagonal(L), log_q).item(), (torch.diagonal(L) - log_q).mean().item()
+        )
     assert sum(lows) / 30 < mi < sum(ups) / 30

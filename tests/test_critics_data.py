@@ -1,4 +1,5 @@
 """Critics keep the one layout; the data have the MI they claim."""
+
 import math
 
 import numpy as np
@@ -8,8 +9,12 @@ import torch
 from mi_lib.critics import BaselineMLP, BilinearCritic, ConcatCritic, GaussianOptimalCritic, SeparableCritic
 from mi_lib.data import GaussianTask, cubic_matrix, mi_schedule, mi_to_rho, rho_to_mi, sample_correlated_gaussian
 
-CRITICS = [lambda: SeparableCritic(3, 4, 16, 2, 5), lambda: ConcatCritic(3, 4, 16, 2), lambda: ConcatCritic(3, 4, 8, 1),
-           lambda: BilinearCritic(3, 4)]
+CRITICS = [
+    lambda: SeparableCritic(3, 4, 16, 2, 5),
+    lambda: ConcatCritic(3, 4, 16, 2),
+    lambda: ConcatCritic(3, 4, 8, 1),
+    lambda: BilinearCritic(3, 4),
+]
 
 
 @pytest.mark.parametrize("make", CRITICS)
@@ -90,8 +95,10 @@ def test_optimal_critic_is_the_density_ratio():
     joint = torch.distributions.MultivariateNormal(torch.zeros(2, dtype=torch.float64), cov)
     std = torch.distributions.Normal(0.0, 1.0)
     for i, j in ((0, 0), (1, 3)):
-        ref = sum(joint.log_prob(torch.stack([x[i, k], y[j, k]])) - std.log_prob(x[i, k]) - std.log_prob(y[j, k])
-                  for k in range(d))
+        ref = sum(
+            joint.log_prob(torch.stack([x[i, k], y[j, k]])) - std.log_prob(x[i, k]) - std.log_prob(y[j, k])
+            for k in range(d)
+        )
         assert math.isclose(crit(x, y)[i, j].item(), ref.item(), rel_tol=1e-10)
     # its expectation under the joint is the MI
     g = torch.Generator().manual_seed(2)

@@ -1,4 +1,5 @@
 """dSprites: the generator's grid, ordering and geometry; the npz loader; the Fig. 5 experiment."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -41,7 +42,9 @@ def test_index_latents_round_trip_and_last_factor_fastest():
     cls = D.index_to_latents(idx)
     assert np.array_equal(D.latents_to_index(cls), idx)
     # second implementation: the official table is itertools.product over the factors in order
-    assert np.array_equal(D.index_to_latents(np.arange(64))[:, 4:], np.stack(np.unravel_index(np.arange(64), (32, 32)), 1))
+    assert np.array_equal(
+        D.index_to_latents(np.arange(64))[:, 4:], np.stack(np.unravel_index(np.arange(64), (32, 32)), 1)
+    )
     assert list(D.index_to_latents(1)) == [0, 0, 0, 0, 0, 1]  # posY varies fastest
     assert list(D.index_to_latents(32)) == [0, 0, 0, 0, 1, 0]
     assert list(D.index_to_latents(D.N_IMAGES - 1)) == [0, 2, 5, 39, 31, 31]
@@ -66,8 +69,9 @@ def test_lazy_interface_like_the_npz():
 # --------------------------------------------------------------------------- geometry
 def test_every_sprite_non_empty_and_inside_the_frame():
     rng = np.random.default_rng(1)
-    extremes = np.array([[0, s, 5, o, x, y] for s in range(3) for o in range(0, 40, 3)
-                         for x in (0, 31) for y in (0, 31)])
+    extremes = np.array(
+        [[0, s, 5, o, x, y] for s in range(3) for o in range(0, 40, 3) for x in (0, 31) for y in (0, 31)]
+    )
     cls = np.concatenate([extremes, D.index_to_latents(rng.integers(0, D.N_IMAGES, 3000))])
     imgs = D.render(cls)
     assert (imgs.sum((1, 2)) > 0).all()
@@ -166,7 +170,9 @@ def test_mig_and_probe_on_known_codes():
     cls = E.eval_classes(2, 0)
     perfect = np.stack([cls[:, 4] / 31, cls[:, 5] / 31], 1)  # one latent per position factor
     mig, mi = E.mutual_information_gap(perfect, cls, 32)
-    assert np.allclose(mi[:, 3:], np.eye(2), atol=1e-9) and np.allclose(mi[:, :3], 0, atol=0.12)  # plug-in MI bias, ~cells / 2N
+    assert np.allclose(mi[:, 3:], np.eye(2), atol=1e-9) and np.allclose(
+        mi[:, :3], 0, atol=0.12
+    )  # plug-in MI bias, ~cells / 2N
     assert mig == pytest.approx(0.4, abs=0.01)  # 2 of 5 factors, gap 1 each
     mixed = np.stack([perfect.sum(1), perfect[:, 0] - perfect[:, 1]], 1)  # rotated: linear info, no gap
     assert E.mutual_information_gap(mixed, cls, 32)[0] < 0.2
@@ -195,9 +201,15 @@ def test_results_shapes(smoke_results):
 
 def test_figures_build(smoke_results):
     import matplotlib.pyplot as plt
+
     from mi_lib.figures import dsprites as F
-    for fig in (F.activation_curves(smoke_results), F.position_heatmaps(smoke_results),
-                F.disentanglement_scores(smoke_results), F.sprite_grid(D.render(_classes()), _classes())):
+
+    for fig in (
+        F.activation_curves(smoke_results),
+        F.position_heatmaps(smoke_results),
+        F.disentanglement_scores(smoke_results),
+        F.sprite_grid(D.render(_classes()), _classes()),
+    ):
         assert len(fig.axes) > 0
         plt.close(fig)
 
@@ -205,6 +217,6 @@ def test_figures_build(smoke_results):
 def test_pairwise_hsic_sees_nonlinear_dependence():
     g = torch.Generator().manual_seed(0)
     a, b = torch.rand(256, generator=g) * 2 - 1, torch.rand(256, generator=g) * 2 - 1
-    h = E.pairwise_hsic(torch.stack([a, a, b, a ** 2], 1))
+    h = E.pairwise_hsic(torch.stack([a, a, b, a**2], 1))
     assert torch.allclose(torch.diagonal(h), torch.ones(4)) and h[0, 1] == pytest.approx(1.0, abs=1e-5)
     assert h[0, 2] < 0.05 and h[0, 3] > 0.2  # a and a^2 are uncorrelated but dependent

@@ -1,15 +1,25 @@
 """Fig. 2: the experiment's claims on a small real run, the figure functions on small arrays."""
+
 import math
 
 import numpy as np
 import pytest
 
 from mi_lib.experiments import gaussian as G
-from mi_lib.profiles import override
 from mi_lib.figures.gaussian import ema, mean_abs_error, plot_estimates, plot_tradeoff
+from mi_lib.profiles import override
 
-CLAIMS = override(G.Fig2Config(), estimators=("NWJ", "InfoNCE"), tasks=("gaussian",), critics=("concat",),
-                  mi_levels=(2.0, 4.0), steps_per_level=500, concat_hidden_dim=128, lr=2e-3, device="cpu")
+CLAIMS = override(
+    G.Fig2Config(),
+    estimators=("NWJ", "InfoNCE"),
+    tasks=("gaussian",),
+    critics=("concat",),
+    mi_levels=(2.0, 4.0),
+    steps_per_level=500,
+    concat_hidden_dim=128,
+    lr=2e-3,
+    device="cpu",
+)
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +30,7 @@ def claims(tmp_path_factory):
 def _settled(results, label, level):
     r = list(results["labels"]).index(label)
     idx = np.flatnonzero(results["mi"] == level)
-    return results["estimates"][r, idx[len(idx) // 2:]]
+    return results["estimates"][r, idx[len(idx) // 2 :]]
 
 
 @pytest.mark.slow
@@ -64,10 +74,18 @@ def test_figures_on_small_arrays():
     steps = 40
     mi = np.repeat([2.0, 4.0], steps // 2)
     labels = np.array(["NWJ", "InfoNCE", "NWJ", "InfoNCE"])
-    res = {"mi": mi, "estimates": np.random.default_rng(0).normal(2, 1, (4, steps)), "tnce": np.ones((1, steps)),
-           "labels": labels, "tasks": np.array(["gaussian"] * 4), "critics": np.array(["concat", "concat", "separable", "separable"]),
-           "task_names": np.array(["gaussian"]), "estimator_names": np.array(["NWJ", "InfoNCE"]), "batch_size": 64,
-           "seconds_per_run": np.array([1.0, 1.0, 0.1, 0.1])}
+    res = {
+        "mi": mi,
+        "estimates": np.random.default_rng(0).normal(2, 1, (4, steps)),
+        "tnce": np.ones((1, steps)),
+        "labels": labels,
+        "tasks": np.array(["gaussian"] * 4),
+        "critics": np.array(["concat", "concat", "separable", "separable"]),
+        "task_names": np.array(["gaussian"]),
+        "estimator_names": np.array(["NWJ", "InfoNCE"]),
+        "batch_size": 64,
+        "seconds_per_run": np.array([1.0, 1.0, 0.1, 0.1]),
+    }
     fig = plot_estimates(res)
     assert sum(ax.get_visible() for ax in fig.axes) == 3  # NWJ, InfoNCE, TNCE
     assert len(mean_abs_error(res)) == 4
@@ -76,13 +94,20 @@ def test_figures_on_small_arrays():
 
 def test_tradeoff_draws_diverged_runs_on_a_line_not_at_their_error():
     from mi_lib.figures.gaussian import DIVERGED_NATS
+
     steps = 40
     est = np.random.default_rng(0).normal(2, 0.3, (4, steps))
     est[2] = -3e4  # a diverged run
     est[3] = np.nan  # and one that went NaN
-    res = {"mi": np.repeat([2.0, 4.0], steps // 2), "estimates": est, "labels": np.array(["NWJ", "InfoNCE"] * 2),
-           "tasks": np.array(["gaussian"] * 4), "critics": np.array(["concat", "concat", "separable", "separable"]),
-           "task_names": np.array(["gaussian"]), "seconds_per_run": np.array([1.0, 1.0, 0.1, 0.1])}
+    res = {
+        "mi": np.repeat([2.0, 4.0], steps // 2),
+        "estimates": est,
+        "labels": np.array(["NWJ", "InfoNCE"] * 2),
+        "tasks": np.array(["gaussian"] * 4),
+        "critics": np.array(["concat", "concat", "separable", "separable"]),
+        "task_names": np.array(["gaussian"]),
+        "seconds_per_run": np.array([1.0, 1.0, 0.1, 0.1]),
+    }
     ax = plot_tradeoff(res).axes[0]
     assert ax.get_ylim()[1] < 3 * DIVERGED_NATS  # the -3e4 run does not stretch the axis
     assert any("diverged" in t.get_text() and ": 2" in t.get_text() for t in ax.texts)
@@ -94,6 +119,7 @@ def test_an_interrupted_figure_keeps_its_finished_chunks(tmp_path, monkeypatch):
     import dataclasses
 
     import mi_lib.train as T
+
     cfg = dataclasses.replace(G.CONFIGS["smoke"], device="cpu")
     monkeypatch.setattr(T, "max_runs_per_chunk", lambda c, dev, budget: 3)  # several chunks per sweep
     chunks = [c for g in T.group_by_architecture(G.run_configs(cfg)) for c in T.plan_chunks(g, "cpu")]
@@ -121,8 +147,10 @@ def test_an_interrupted_figure_keeps_its_finished_chunks(tmp_path, monkeypatch):
 
 def test_precision_is_checked_and_keys_the_cache():
     import dataclasses
+
     with pytest.raises(ValueError, match="precision"):
         dataclasses.replace(G.CONFIGS["smoke"], precision="float8")
     from mi_lib.cache import config_key
+
     runs = tuple(G.run_configs(G.CONFIGS["smoke"])[:2])
     assert config_key(G._GroupKey(runs, "bfloat16")) != config_key(G._GroupKey(runs, "float32"))

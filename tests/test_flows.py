@@ -1,4 +1,5 @@
 """Coupling flows: exact inverses and log-determinants checked against autograd Jacobians."""
+
 import pytest
 import torch
 

@@ -1,4 +1,5 @@
 """MNIST loading offline: the idx parser on files written here, the source order, the error."""
+
 import gzip
 import pickle
 import struct
@@ -17,10 +18,12 @@ def _write_idx(path, arr, code=0x08):
 
 def _write_fake_idx_set(folder, n_train=6, n_test=3, seed=0):
     rng = np.random.default_rng(seed)
-    arrs = {"train_images": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
-            "train_labels": rng.integers(0, 10, n_train, dtype=np.uint8),
-            "test_images": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
-            "test_labels": rng.integers(0, 10, n_test, dtype=np.uint8)}
+    arrs = {
+        "train_images": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
+        "train_labels": rng.integers(0, 10, n_train, dtype=np.uint8),
+        "test_images": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
+        "test_labels": rng.integers(0, 10, n_test, dtype=np.uint8),
+    }
     for k, a in arrs.items():
         _write_idx(folder / M.IDX_FILES[k], a)
     return arrs

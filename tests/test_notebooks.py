@@ -1,4 +1,5 @@
 """Every figure notebook is committed stripped, with one `parameters` cell of the conventional names."""
+
 import json
 
 import pytest
@@ -19,6 +20,7 @@ def test_notebook_committed_clean(path):
     for name in ("profile", "device", "seed", "out_dir"):
         assert f"{name} =" in src, f"parameters cell lacks {name}"
     assert nb["metadata"]["kernelspec"]["name"] == "python3"
+
 
 # Executing every notebook at the smoke profile is tests/test_book.py's first step
 # (`python -m mi_lib reproduce --profile smoke` must exit 0), so it is not repeated here.

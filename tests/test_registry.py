@@ -1,5 +1,6 @@
 """The registry is the one place a bound is wired: a toy bound added there alone appears in Tables 1-2
 and Fig. 1's graph, is a Fig. 2 estimator, and trains in a sweep."""
+
 import dataclasses
 
 import numpy as np
@@ -22,10 +23,19 @@ def _toy_nwj(scores: torch.Tensor) -> torch.Tensor:
 
 
 TOY = LowerBound(
-    name="toy_nwj", label="toy NWJ", symbol=r"I_\mathrm{toy}", fn=_toy_nwj,
+    name="toy_nwj",
+    label="toy NWJ",
+    symbol=r"I_\mathrm{toy}",
+    fn=_toy_nwj,
     train_value=lambda s, b=None, a=None, state=None: (_toy_nwj(s), None),
-    citation="this test", parameters=r"$f(x,y)$", objective=r"$\mathbb{E}_p[f] - \mathbb{E}_q[e^{f-1}]$",
-    optimal_offset=1.0, variants=(("toy NWJ", None),), parent="tuba", approximation="a toy")
+    citation="this test",
+    parameters=r"$f(x,y)$",
+    objective=r"$\mathbb{E}_p[f] - \mathbb{E}_q[e^{f-1}]$",
+    optimal_offset=1.0,
+    variants=(("toy NWJ", None),),
+    parent="tuba",
+    approximation="a toy",
+)
 
 
 def test_a_toy_bound_through_the_registry_alone():
@@ -37,8 +47,16 @@ def test_a_toy_bound_through_the_registry_alone():
         cfg = G.Fig2Config()
         assert "toy NWJ" in cfg.estimators and G.cap("toy NWJ", 64) is None
         # it trains in a sweep (autograd, no closed form) exactly as NWJ does with its closed form
-        base = RunConfig(critic="separable", task=GaussianTask(dim=3), mi_levels=(1.0,), steps_per_level=30,
-                         hidden_dim=16, embed_dim=4, batch_size=16, seed=3)
+        base = RunConfig(
+            critic="separable",
+            task=GaussianTask(dim=3),
+            mi_levels=(1.0,),
+            steps_per_level=30,
+            hidden_dim=16,
+            embed_dim=4,
+            batch_size=16,
+            seed=3,
+        )
         runs = [dataclasses.replace(base, bound="toy_nwj"), dataclasses.replace(base, bound="nwj")]
         res = train_sweep(runs, device="cpu", dtype=torch.float64, progress=False)
         np.testing.assert_allclose(res.estimates[0], res.estimates[1], rtol=1e-9, atol=1e-9)

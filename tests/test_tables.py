@@ -1,4 +1,5 @@
 """Tables 1 and 2 and the Fig. 1 bounds map, regenerated from the registry."""
+
 from __future__ import annotations
 
 import matplotlib
@@ -95,15 +96,19 @@ def test_bounds_map_has_one_node_per_bound_coloured_by_tractability():
 
 
 def test_measured_columns_detect_the_infonce_cap():
-    raw, summary = T.measure_table1(names=("nwj", "infonce"), mi_values=(1.0, 8.0), batch_sizes=(16, 64),
-                                    reps=6, seed=1)
+    raw, summary = T.measure_table1(
+        names=("nwj", "infonce"), mi_values=(1.0, 8.0), batch_sizes=(16, 64), reps=6, seed=1
+    )
     assert set(summary.index) == {"nwj", "infonce"}
     assert len(raw) == 2 * 2 * 2
     assert not summary.loc["infonce", "batch_size_independent"]  # log 16 vs log 64 at 8 nats
-    assert summary.loc["infonce", "bs_shift"] == pytest.approx(0.9, abs=0.5)  # roughly log 64 - log 16 = 1.39 minus bias
+    assert summary.loc["infonce", "bs_shift"] == pytest.approx(
+        0.9, abs=0.5
+    )  # roughly log 64 - log 16 = 1.39 minus bias
     assert summary.loc["infonce", "low_variance"]
     infonce = raw[(raw.name == "infonce")]
     import math
+
     assert (infonce["mean"] <= infonce["batch_size"].map(math.log) + 1e-9).all()
     t1 = T.table1(names=("nwj", "infonce"), measured=summary)
     assert t1.loc["infonce", "batch-size independent (measured)"] == "✗"

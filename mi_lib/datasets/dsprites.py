@@ -17,17 +17,29 @@ Pass ``path=`` (or set ``DSPRITES_NPZ``) to use the official file behind the sam
 interface. See the book chapter "Representation learning without a decoder"
 (``book/dsprites.md``).
 """
+
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Optional, Union
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 
-__all__ = ["LATENTS_NAMES", "LATENTS_SIZES", "LATENTS_BASES", "IMAGE_SIZE", "N_IMAGES",
-           "latents_values_grid", "latents_to_index", "index_to_latents", "render", "DSprites"]
+__all__ = [
+    "LATENTS_NAMES",
+    "LATENTS_SIZES",
+    "LATENTS_BASES",
+    "IMAGE_SIZE",
+    "N_IMAGES",
+    "latents_values_grid",
+    "latents_to_index",
+    "index_to_latents",
+    "render",
+    "DSprites",
+]
 
 LATENTS_NAMES = ("color", "shape", "scale", "orientation", "posX", "posY")
 LATENTS_SIZES = np.array([1, 3, 6, 40, 32, 32], dtype=np.int64)
@@ -47,8 +59,14 @@ _MARGIN = _RADIUS + 1.0  # centre range [margin, 64 - margin]: no pixel of a spr
 
 def latents_values_grid() -> list:
     """The value of each class of each factor: ``[array(n_k) for k in LATENTS_NAMES]``."""
-    return [np.ones(1), np.array([1.0, 2.0, 3.0]), np.linspace(0.5, 1.0, 6),
-            np.linspace(0.0, 2 * np.pi, 40), np.linspace(0.0, 1.0, 32), np.linspace(0.0, 1.0, 32)]
+    return [
+        np.ones(1),
+        np.array([1.0, 2.0, 3.0]),
+        np.linspace(0.5, 1.0, 6),
+        np.linspace(0.0, 2 * np.pi, 40),
+        np.linspace(0.0, 1.0, 32),
+        np.linspace(0.0, 1.0, 32),
+    ]
 
 
 def latents_to_index(classes: np.ndarray) -> np.ndarray:
@@ -101,12 +119,12 @@ def render(classes: np.ndarray, chunk: int = 4096) -> np.ndarray:
     it covers. The orientation is taken modulo 2 pi on the class (class 39 is class 0),
     so both ends of the grid draw the same image.
     """
-    classes = torch.as_tensor(np.asarray(classes, dtype=np.int64).reshape(-1, 6))
-    out = torch.zeros((len(classes), IMAGE_SIZE, IMAGE_SIZE), dtype=torch.uint8)
+    grid = torch.as_tensor(np.asarray(classes, dtype=np.int64).reshape(-1, 6))
+    out = torch.zeros((len(grid), IMAGE_SIZE, IMAGE_SIZE), dtype=torch.uint8)
     span, w = IMAGE_SIZE - 2 * _MARGIN, _WINDOW
     ar = torch.arange(w)
-    for s in range(0, len(classes), chunk):
-        c = classes[s:s + chunk]  # [B, 6]
+    for s in range(0, len(grid), chunk):
+        c = grid[s : s + chunk]  # [B, 6]
         scale = (0.5 + 0.1 * c[:, 2].double()).float()[:, None, None]
         theta = (2 * np.pi / 39) * (c[:, 3] % 39).double()  # 2 pi == 0 exactly
         cos, sin = torch.cos(theta).float()[:, None, None], torch.sin(theta).float()[:, None, None]
@@ -121,7 +139,7 @@ def render(classes: np.ndarray, chunk: int = 4096) -> np.ndarray:
         v = (-sin * dx + cos * dy) / scale
         inside = _inside(c[:, 1], u, v).to(torch.uint8)
         b = torch.arange(len(c))[:, None, None]
-        out[s:s + chunk][b, rows[:, :, None], cols[:, None, :]] = inside
+        out[s : s + chunk][b, rows[:, :, None], cols[:, None, :]] = inside
     return out.numpy()
 
 
@@ -193,12 +211,12 @@ class DSprites:
             self._values = _classes_to_values(self.latents_classes)
         return self._values
 
-    def classes_of(self, indices: Sequence[int]) -> np.ndarray:
+    def classes_of(self, indices: ArrayLike) -> np.ndarray:
         """``[N]`` indices -> ``[N, 6]`` latent classes (no full table needed when generated)."""
         idx = np.asarray(indices, dtype=np.int64)
-        return index_to_latents(idx) if self.path is None else self._classes[idx]
+        return index_to_latents(idx) if self.path is None else self.latents_classes[idx]
 
-    def render(self, indices: Sequence[int]) -> np.ndarray:
+    def render(self, indices: ArrayLike) -> np.ndarray:
         """``[N]`` indices -> ``[N, 64, 64]`` uint8 images."""
         idx = np.asarray(indices, dtype=np.int64)
         return render(index_to_latents(idx)) if self.path is None else np.asarray(self.images[idx], np.uint8)

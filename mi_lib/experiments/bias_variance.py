@@ -23,6 +23,7 @@ critic allows):
 The chapter is ``book/bias_variance.md``; the figure function
 :func:`mi_lib.figures.bias_variance.plot_bias_variance`.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -57,16 +58,21 @@ class BiasVarianceConfig:
     seed: int = 0
     device: str = "cpu"
     dtype: str = "float32"
-    max_elements: int = 2 ** 23  # entries of one [chunk, K, K] stack (bounds memory)
+    max_elements: int = 2**23  # entries of one [chunk, K, K] stack (bounds memory)
     num_threads: Optional[int] = 2  # torch CPU threads during the run (restored after)
 
 
 CONFIGS: Dict[str, BiasVarianceConfig] = {
     "smoke": BiasVarianceConfig(mi_levels=(0.0, 4.0, 10.0), batch_sizes=(16, 64), n_reps=100),
     "quick": BiasVarianceConfig(batch_sizes=(16, 64), n_reps=400),
-    "paper": BiasVarianceConfig(mi_levels=tuple(float(i) for i in np.arange(0, 10.5, 0.5)),
-                                batch_sizes=(16, 64, 512), n_reps=10000, device="auto",
-                                max_elements=2 ** 26, num_threads=None),
+    "paper": BiasVarianceConfig(
+        mi_levels=tuple(float(i) for i in np.arange(0, 10.5, 0.5)),
+        batch_sizes=(16, 64, 512),
+        n_reps=10000,
+        device="auto",
+        max_elements=2**26,
+        num_threads=None,
+    ),
 }
 
 
@@ -104,8 +110,11 @@ def log_conditional(x: torch.Tensor, y: torch.Tensor, rho: float) -> torch.Tenso
     """
     d = x.shape[-1]
     var = 1.0 - rho * rho
-    sq = (y * y).sum(-1).unsqueeze(-2) - 2.0 * rho * (x @ y.transpose(-1, -2)) \
-        + rho * rho * (x * x).sum(-1).unsqueeze(-1)  # [..., K, K]
+    sq = (
+        (y * y).sum(-1).unsqueeze(-2)
+        - 2.0 * rho * (x @ y.transpose(-1, -2))
+        + rho * rho * (x * x).sum(-1).unsqueeze(-1)
+    )  # [..., K, K]
     return -0.5 * sq / var - 0.5 * d * math.log(2.0 * math.pi * var)
 
 
@@ -151,8 +160,13 @@ def _summarise(values: np.ndarray, truth: float) -> Dict[str, np.ndarray]:
     """mean, bias, variance (ddof 1), MSE and the standard error of the mean over the last axis."""
     mean = values.mean(-1)
     var = values.var(-1, ddof=1)
-    return {"mean": mean, "bias": mean - truth, "variance": var,
-            "mse": ((values - truth) ** 2).mean(-1), "stderr": np.sqrt(var / values.shape[-1])}
+    return {
+        "mean": mean,
+        "bias": mean - truth,
+        "variance": var,
+        "mse": ((values - truth) ** 2).mean(-1),
+        "stderr": np.sqrt(var / values.shape[-1]),
+    }
 
 
 def run(config: BiasVarianceConfig) -> Dict[str, object]:
@@ -176,6 +190,12 @@ def run(config: BiasVarianceConfig) -> Dict[str, object]:
                 stats = _summarise(np.concatenate(values, axis=1), mi)
                 for key, v in stats.items():
                     out[key][:, ik, im] = v
-    return {"estimators": np.array(names), "alphas": np.array(config.alphas, dtype=float),
-            "batch_sizes": np.array(config.batch_sizes), "mi": np.array(config.mi_levels, dtype=float),
-            "n_reps": config.n_reps, "dim": config.dim, **out}
+    return {
+        "estimators": np.array(names),
+        "alphas": np.array(config.alphas, dtype=float),
+        "batch_sizes": np.array(config.batch_sizes),
+        "mi": np.array(config.mi_levels, dtype=float),
+        "n_reps": config.n_reps,
+        "dim": config.dim,
+        **out,
+    }

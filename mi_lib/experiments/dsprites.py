@@ -26,6 +26,7 @@ value, heat maps over the posX x posY grid, a linear probe per factor and the
 mutual information gap (MIG), for the trained encoder and for the same architecture
 at its random initialisation. See ``book/dsprites.md``.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -40,7 +41,7 @@ from tqdm.auto import tqdm
 
 from ..bounds import js_core
 from ..critics import ConcatCritic, mlp
-from ..datasets.dsprites import DSprites, LATENTS_SIZES
+from ..datasets.dsprites import LATENTS_SIZES, DSprites
 from ..profiles import resolve_device
 
 FACTORS = ("shape", "scale", "orientation", "posX", "posY")  # latent columns 1..5
@@ -50,6 +51,7 @@ _STEP_FACTORS = np.array([2, 3, 4, 5])  # factors with an order (for the smoothn
 @dataclasses.dataclass(frozen=True)
 class DSpritesConfig:
     """One run: training, then evaluation of the trained and the random encoder."""
+
     steps: int = 1000
     batch_size: int = 64
     n_latents: int = 10
@@ -77,8 +79,7 @@ class DSpritesConfig:
 CONFIGS = {
     "smoke": DSpritesConfig(steps=150, batch_size=64, eval_per_position=2, progress=False),
     "quick": DSpritesConfig(),
-    "paper": DSpritesConfig(steps=20000, batch_size=256, width=32, critic_hidden=256,
-                            eval_per_position=32, lr=5e-4),
+    "paper": DSpritesConfig(steps=20000, batch_size=256, width=32, critic_hidden=256, eval_per_position=32, lr=5e-4),
 }
 
 
@@ -94,11 +95,19 @@ class Encoder(nn.Module):
         w = width
         self.net = nn.Sequential(
             nn.AvgPool2d(2),  # 32x32
-            nn.Conv2d(1, w, 4, 2, 1), nn.ReLU(),  # 16x16
-            nn.Conv2d(w, 2 * w, 4, 2, 1), nn.ReLU(),  # 8x8
-            nn.Conv2d(2 * w, 2 * w, 4, 2, 1), nn.ReLU(),  # 4x4
-            nn.Flatten(), nn.Linear(2 * w * 16, 128), nn.ReLU(), nn.Linear(128, n_latents),
-            nn.BatchNorm1d(n_latents), nn.Tanh())
+            nn.Conv2d(1, w, 4, 2, 1),
+            nn.ReLU(),  # 16x16
+            nn.Conv2d(w, 2 * w, 4, 2, 1),
+            nn.ReLU(),  # 8x8
+            nn.Conv2d(2 * w, 2 * w, 4, 2, 1),
+            nn.ReLU(),  # 4x4
+            nn.Flatten(),
+            nn.Linear(2 * w * 16, 128),
+            nn.ReLU(),
+            nn.Linear(128, n_latents),
+            nn.BatchNorm1d(n_latents),
+            nn.Tanh(),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -120,8 +129,8 @@ def neighbour_classes(classes: np.ndarray, rng: np.random.Generator) -> np.ndarr
 
 def shuffle_dims(y: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Permute each column of ``[B, L]`` independently: samples of the product of marginals."""
-    b, l = y.shape
-    perm = torch.argsort(torch.rand(b, l, generator=generator), dim=0).to(y.device)
+    b, n_latents = y.shape
+    perm = torch.argsort(torch.rand(b, n_latents, generator=generator), dim=0).to(y.device)
     return torch.gather(y, 0, perm)
 
 
@@ -161,7 +170,7 @@ def train(cfg: DSpritesConfig, data: DSprites, device: torch.device):
         classes = data.classes_of(idx)
         pair = np.concatenate([data.render(idx), data.render_classes(neighbour_classes(classes, rng))])
         mu_all = enc(_to_tensor(pair, device))  # [2B, L]
-        mu, mu_nb = mu_all[: cfg.batch_size], mu_all[cfg.batch_size:]
+        mu, mu_nb = mu_all[: cfg.batch_size], mu_all[cfg.batch_size :]
         eps = torch.randn(mu.shape, generator=gen).to(device)
         y = mu + cfg.noise_std * eps  # the noisy channel
         mi = js_core(critic(mu, y))  # scores[i, j] = f(x_i, y_j)
@@ -190,16 +199,27 @@ def eval_classes(per_position: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed + 1)
     n = 32 * 32 * per_position
     pos = np.arange(n) % 1024
-    return np.stack([np.zeros(n, np.int64), rng.integers(0, 3, n), rng.integers(0, 6, n),
-                     rng.integers(0, 40, n), pos // 32, pos % 32], axis=1)
+    return np.stack(
+        [
+            np.zeros(n, np.int64),
+            rng.integers(0, 3, n),
+            rng.integers(0, 6, n),
+            rng.integers(0, 40, n),
+            pos // 32,
+            pos % 32,
+        ],
+        axis=1,
+    )
 
 
 @torch.no_grad()
 def encode(enc: nn.Module, data: DSprites, classes: np.ndarray, device: torch.device, chunk: int = 1024) -> np.ndarray:
     """Noise-free codes ``mu(x)`` for ``[N, 6]`` latent classes: ``[N, L]``."""
     enc.eval()
-    out = [enc(_to_tensor(data.render_classes(classes[s:s + chunk]), device)).cpu().numpy()
-           for s in range(0, len(classes), chunk)]
+    out = [
+        enc(_to_tensor(data.render_classes(classes[s : s + chunk]), device)).cpu().numpy()
+        for s in range(0, len(classes), chunk)
+    ]
     return np.concatenate(out).astype(np.float64)
 
 
@@ -234,6 +254,7 @@ def mutual_information_gap(codes: np.ndarray, classes: np.ndarray, n_bins: int =
     with ``mi`` normalised by each factor's entropy (nats / nats).
     """
     from sklearn.metrics import mutual_info_score
+
     disc = _discretise(codes, n_bins)
     mi = np.zeros((codes.shape[1], len(FACTORS)))
     for j, k in enumerate(range(1, 6)):
@@ -248,9 +269,10 @@ def mutual_information_gap(codes: np.ndarray, classes: np.ndarray, n_bins: int =
 def linear_probe(codes: np.ndarray, classes: np.ndarray, seed: int = 0) -> np.ndarray:
     """Held-out score of a linear probe per factor: accuracy for shape, R^2 for the others. ``[5]``."""
     from sklearn.linear_model import LinearRegression, LogisticRegression
+
     rng = np.random.default_rng(seed)
     perm = rng.permutation(len(codes))
-    tr, te = perm[: len(perm) // 2], perm[len(perm) // 2:]
+    tr, te = perm[: len(perm) // 2], perm[len(perm) // 2 :]
     scores = []
     for k in range(1, 6):
         target = classes[:, k]
@@ -265,9 +287,14 @@ def evaluate(enc: nn.Module, data: DSprites, cfg: DSpritesConfig, device: torch.
     classes = eval_classes(cfg.eval_per_position, cfg.seed)
     codes = encode(enc, data, classes, device)
     mig, mi = mutual_information_gap(codes, classes, cfg.n_bins)
-    return {"curves": factor_curves(codes, classes), "heatmaps": position_heatmaps(codes, classes),
-            "mig": mig, "mi_matrix": mi, "probe": linear_probe(codes, classes, cfg.seed),
-            "latent_std": codes.std(0)}
+    return {
+        "curves": factor_curves(codes, classes),
+        "heatmaps": position_heatmaps(codes, classes),
+        "mig": mig,
+        "mi_matrix": mi,
+        "probe": linear_probe(codes, classes, cfg.seed),
+        "latent_std": codes.std(0),
+    }
 
 
 def run(cfg: DSpritesConfig) -> Dict[str, Any]:
@@ -277,6 +304,13 @@ def run(cfg: DSpritesConfig) -> Dict[str, Any]:
     t0 = time.perf_counter()
     enc, random_enc, hist = train(cfg, data, device)
     train_s = time.perf_counter() - t0
-    return {"trained": evaluate(enc, data, cfg, device), "random": evaluate(random_enc, data, cfg, device),
-            "history": hist, "factors": np.array(FACTORS), "train_s": train_s,
-            "wall_s": time.perf_counter() - t0, "device": str(device), "data_source": data.source}
+    return {
+        "trained": evaluate(enc, data, cfg, device),
+        "random": evaluate(random_enc, data, cfg, device),
+        "history": hist,
+        "factors": np.array(FACTORS),
+        "train_s": train_s,
+        "wall_s": time.perf_counter() - t0,
+        "device": str(device),
+        "data_source": data.source,
+    }

@@ -6,12 +6,13 @@ chunk (:func:`mi_lib.train.plan_chunks`), so an interrupted run keeps every fini
 chunk. TNCE (InfoNCE with the true conditional) needs no training and is evaluated on
 the very batches the trained runs saw.
 """
+
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -24,8 +25,6 @@ from ..data import GaussianStream, GaussianTask, mi_schedule, mi_to_rho
 from ..profiles import override, resolve_device
 from ..registry import estimators, get_bound
 from ..train import RunConfig, group_by_architecture, plan_chunks, train_sweep
-
-
 
 PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16}  # Fig2Config.precision -> train_sweep's compute_dtype
 
@@ -63,10 +62,20 @@ def _profile(**changes: object) -> Fig2Config:
 
 
 CONFIGS = {
-    "smoke": _profile(estimators=("NWJ", "InfoNCE", "JS", "alpha=0.5"), mi_levels=(2.0, 4.0), steps_per_level=15,
-                      hidden_dim=16, concat_hidden_dim=16, embed_dim=8, baseline_hidden=16, batch_size=16, lr=1e-3),
-    "quick": _profile(steps_per_level=500, hidden_dim=128, concat_hidden_dim=64, embed_dim=32,
-                      baseline_hidden=128, lr=2e-3),
+    "smoke": _profile(
+        estimators=("NWJ", "InfoNCE", "JS", "alpha=0.5"),
+        mi_levels=(2.0, 4.0),
+        steps_per_level=15,
+        hidden_dim=16,
+        concat_hidden_dim=16,
+        embed_dim=8,
+        baseline_hidden=16,
+        batch_size=16,
+        lr=1e-3,
+    ),
+    "quick": _profile(
+        steps_per_level=500, hidden_dim=128, concat_hidden_dim=64, embed_dim=32, baseline_hidden=128, lr=2e-3
+    ),
     "paper": Fig2Config(),
 }
 
@@ -85,9 +94,16 @@ def run_configs(cfg: Fig2Config) -> List[RunConfig]:
         for critic in cfg.critics:
             for est in cfg.estimators:
                 bound, alpha_logit = known[est]
-                runs.append(dataclasses.replace(
-                    cfg.run, bound=bound, critic=critic, task=task_of(cfg, task), alpha_logit=alpha_logit,
-                    hidden_dim=cfg.concat_hidden_dim if critic == "concat" else cfg.run.hidden_dim))
+                runs.append(
+                    dataclasses.replace(
+                        cfg.run,
+                        bound=bound,
+                        critic=critic,
+                        task=task_of(cfg, task),
+                        alpha_logit=alpha_logit,
+                        hidden_dim=cfg.concat_hidden_dim if critic == "concat" else cfg.run.hidden_dim,
+                    )
+                )
     return runs
 
 
@@ -102,8 +118,9 @@ def tnce_history(cfg: Fig2Config, task: str, device: str = "cpu") -> np.ndarray:
     mi = mi_schedule(r.mi_levels, r.steps_per_level)
     t = task_of(cfg, task)
     stream = GaussianStream(t, r.seed, r.batch_size, mi, dev)
-    critics = {level: GaussianOptimalCritic(mi_to_rho(level, t.dim), t.dim, t.cubic_W()).to(dev)
-               for level in np.unique(mi)}
+    critics = {
+        level: GaussianOptimalCritic(mi_to_rho(level, t.dim), t.dim, t.cubic_W()).to(dev) for level in np.unique(mi)
+    }
     out = np.empty(len(mi))
     for step in range(len(mi)):
         x, y = (v.double() for v in stream.batch(step))
@@ -111,7 +128,7 @@ def tnce_history(cfg: Fig2Config, task: str, device: str = "cpu") -> np.ndarray:
     return out
 
 
-def _train_group(group: List[RunConfig], device: str, progress: bool, precision: str = "float32") -> Dict[str, np.ndarray]:
+def _train_group(group: List[RunConfig], device: str, progress: bool, precision: str = "float32") -> Dict[str, Any]:
     res = train_sweep(group, device=device, progress=progress, compute_dtype=PRECISIONS[precision])
     return {"estimates": res.estimates, "seconds": res.seconds, "peak_memory_mb": res.peak_memory_mb}
 
@@ -136,8 +153,13 @@ def run(cfg: Fig2Config, cache_dir: Optional[Path] = None, force: bool = False, 
         for chunk in chunks:
             # one cache entry per chunk of a critic sweep (the runs trained together): an interrupted
             # figure keeps every finished chunk, and a chunk's histories do not depend on the others
-            res = cached(lambda key: _train_group(list(key.runs), cfg.device, progress, key.precision),
-                         _GroupKey(tuple(chunk), cfg.precision), cache_dir, force=force, name=f"fig2-{chunk[0].critic}")
+            res = cached(
+                lambda key: _train_group(list(key.runs), cfg.device, progress, key.precision),
+                _GroupKey(tuple(chunk), cfg.precision),
+                cache_dir,
+                force=force,
+                name=f"fig2-{chunk[0].critic}",
+            )
             idx = [runs.index(r) for r in chunk]
             estimates[idx] = res["estimates"]
             seconds[idx] = res["seconds"] / len(chunk)  # wall seconds per run, amortised over the sweep
@@ -145,11 +167,18 @@ def run(cfg: Fig2Config, cache_dir: Optional[Path] = None, force: bool = False, 
             bar.update(1)
     tnce = np.stack([tnce_history(cfg, t) for t in cfg.tasks])
     return {
-        "mi": mi, "estimates": estimates, "tnce": tnce,
-        "labels": np.array([_label(r) for r in runs]), "tasks": np.array([r.task.name for r in runs]),
-        "critics": np.array([r.critic for r in runs]), "seconds_per_run": seconds,
-        "steps": estimates.shape[1], "batch_size": cfg.run.batch_size, "peak_memory_mb": peak,
-        "task_names": np.array(cfg.tasks), "estimator_names": np.array(cfg.estimators),
+        "mi": mi,
+        "estimates": estimates,
+        "tnce": tnce,
+        "labels": np.array([_label(r) for r in runs]),
+        "tasks": np.array([r.task.name for r in runs]),
+        "critics": np.array([r.critic for r in runs]),
+        "seconds_per_run": seconds,
+        "steps": estimates.shape[1],
+        "batch_size": cfg.run.batch_size,
+        "peak_memory_mb": peak,
+        "task_names": np.array(cfg.tasks),
+        "estimator_names": np.array(cfg.estimators),
     }
 
 
@@ -181,5 +210,5 @@ def summary(results: Dict) -> Dict[str, Dict[str, float]]:
         out[key] = {}
         for level in levels:
             idx = np.flatnonzero(mi == level)
-            out[key][f"{level:g}"] = float(np.mean(est[r, idx[len(idx) // 2:]]))
+            out[key][f"{level:g}"] = float(np.mean(est[r, idx[len(idx) // 2 :]]))
     return out

@@ -39,6 +39,7 @@ scale error of that single number dominates the MSE; with ``d`` parameters the
 squared error weighs variance and bias more evenly, as for a real encoder. The
 chapter shows both.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -65,18 +66,22 @@ class GradientConfig:
     seed: int = 0
     device: str = "cpu"
     dtype: str = "float32"
-    max_elements: int = 2 ** 23  # entries of one [estimator, chunk, K, K] stack
+    max_elements: int = 2**23  # entries of one [estimator, chunk, K, K] stack
     num_threads: Optional[int] = 2
 
 
 CONFIGS: Dict[str, GradientConfig] = {
-    "smoke": GradientConfig(mi_levels=(1.0, 10.0), batch_sizes=(8, 32),
-                            alpha_logits=(-4.0, 0.0, 4.0), n_reps=32),
+    "smoke": GradientConfig(mi_levels=(1.0, 10.0), batch_sizes=(8, 32), alpha_logits=(-4.0, 0.0, 4.0), n_reps=32),
     "quick": GradientConfig(),
-    "paper": GradientConfig(mi_levels=tuple(float(i) for i in np.arange(0.5, 10.5, 0.5)),
-                            batch_sizes=(4, 8, 16, 32, 64, 128, 256, 512),
-                            alpha_logits=tuple(float(a) for a in np.linspace(-6, 6, 13)),
-                            n_reps=2000, device="auto", max_elements=2 ** 26, num_threads=None),
+    "paper": GradientConfig(
+        mi_levels=tuple(float(i) for i in np.arange(0.5, 10.5, 0.5)),
+        batch_sizes=(4, 8, 16, 32, 64, 128, 256, 512),
+        alpha_logits=tuple(float(a) for a in np.linspace(-6, 6, 13)),
+        n_reps=2000,
+        device="auto",
+        max_elements=2**26,
+        num_threads=None,
+    ),
 }
 
 
@@ -99,8 +104,9 @@ def estimator_alphas(alpha_logits: Tuple[float, ...]) -> np.ndarray:
     return np.concatenate([[0.0, 1.0], 1.0 / (1.0 + np.exp(-np.asarray(alpha_logits, dtype=float)))])
 
 
-def gradient_estimates(x: torch.Tensor, eps: torch.Tensor, rho0: float,
-                       alpha_logits: Tuple[float, ...]) -> torch.Tensor:
+def gradient_estimates(
+    x: torch.Tensor, eps: torch.Tensor, rho0: float, alpha_logits: Tuple[float, ...]
+) -> torch.Tensor:
     r"""Per-repetition :math:`\partial \hat I/\partial\rho_c` at :math:`\rho_c = \rho_0`: ``[R, K, d] x2 -> [E, R, d]``.
 
     Each (estimator, repetition) has its own leaf copy of the vector :math:`\rho`, so
@@ -149,8 +155,10 @@ def run(config: GradientConfig) -> Dict[str, object]:
     device, dtype = resolve_device(config.device), getattr(torch, config.dtype)
     names, alphas = estimator_names(config.alpha_logits), estimator_alphas(config.alpha_logits)
     shape = (len(names), len(config.batch_sizes), len(config.mi_levels))
-    res = {key: np.zeros(shape) for key in ("grad_mean", "grad_var", "grad_mse",
-                                             "grad_mean_shared", "grad_var_shared", "grad_mse_shared")}
+    res = {
+        key: np.zeros(shape)
+        for key in ("grad_mean", "grad_var", "grad_mse", "grad_mean_shared", "grad_var_shared", "grad_mse_shared")
+    }
     truth = np.array([true_gradient(mi, config.dim) for mi in config.mi_levels])
     with torch_threads(config.num_threads):
         for ik, k in enumerate(config.batch_sizes):
@@ -163,10 +171,20 @@ def run(config: GradientConfig) -> Dict[str, object]:
                 res["grad_mean_shared"][cell], res["grad_var_shared"][cell] = shared.mean(1), shared.var(1, ddof=1)
                 res["grad_mse_shared"][cell] = ((shared - config.dim * t) ** 2).mean(-1)
     best, best_shared = _best(res["grad_mse"], alphas, names), _best(res["grad_mse_shared"], alphas, names)
-    return {"estimators": np.array(names), "alpha": alphas,
-            "alpha_logits": np.array(config.alpha_logits, dtype=float),
-            "batch_sizes": np.array(config.batch_sizes), "mi": np.array(config.mi_levels, dtype=float),
-            "true_grad": truth, "true_grad_shared": config.dim * truth, **res,
-            "best_alpha": best["alpha"], "best_estimator": best["estimator"],
-            "best_alpha_grid": best["alpha_grid"], "best_alpha_shared": best_shared["alpha"],
-            "best_estimator_shared": best_shared["estimator"], "n_reps": config.n_reps, "dim": config.dim}
+    return {
+        "estimators": np.array(names),
+        "alpha": alphas,
+        "alpha_logits": np.array(config.alpha_logits, dtype=float),
+        "batch_sizes": np.array(config.batch_sizes),
+        "mi": np.array(config.mi_levels, dtype=float),
+        "true_grad": truth,
+        "true_grad_shared": config.dim * truth,
+        **res,
+        "best_alpha": best["alpha"],
+        "best_estimator": best["estimator"],
+        "best_alpha_grid": best["alpha_grid"],
+        "best_alpha_shared": best_shared["alpha"],
+        "best_estimator_shared": best_shared["estimator"],
+        "n_reps": config.n_reps,
+        "dim": config.dim,
+    }

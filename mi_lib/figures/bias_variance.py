@@ -4,6 +4,7 @@ gradient accuracy with the best alpha of I_alpha. Results in, Figure out; no tra
 Inputs are the dicts of :func:`mi_lib.experiments.bias_variance.run` and
 :func:`mi_lib.experiments.gradients.run`. Chapter: ``book/bias_variance.md``.
 """
+
 from __future__ import annotations
 
 import math
@@ -23,7 +24,7 @@ def _alpha_of(name: str) -> Optional[float]:
     if name.startswith("I_alpha="):
         return float(name.split("=", 1)[1])
     if name.startswith("I_alpha(logit="):
-        return 1.0 / (1.0 + math.exp(-float(name[len("I_alpha(logit="):-1])))
+        return 1.0 / (1.0 + math.exp(-float(name[len("I_alpha(logit=") : -1])))
     return None
 
 
@@ -61,11 +62,18 @@ def plot_bias_variance(results: Mapping[str, Any]) -> plt.Figure:
     for ik, k in enumerate(ks):
         ax_b, ax_v, ax_m = axes[ik]
         ax_b.axhline(0.0, color=COLORS["true"], lw=0.8)
-        ax_b.plot(mi, np.minimum(0.0, math.log(k) - mi), ls="--", color=COLORS["cap"], lw=1,
-                  label=r"$\min(0, \log K - I)$")
+        ax_b.plot(
+            mi, np.minimum(0.0, math.log(k) - mi), ls="--", color=COLORS["cap"], lw=1, label=r"$\min(0, \log K - I)$"
+        )
         for ie, n in enumerate(names):
-            kw = dict(color=colors[n], label=_label(n), lw=1.4 if _alpha_of(n) is None else 1.1,
-                      ls=":" if n == "TNCE" else "-", marker="o", ms=2.5)
+            kw = dict(
+                color=colors[n],
+                label=_label(n),
+                lw=1.4 if _alpha_of(n) is None else 1.1,
+                ls=":" if n == "TNCE" else "-",
+                marker="o",
+                ms=2.5,
+            )
             ax_b.plot(mi, results["bias"][ie, ik], **kw)
             ax_v.plot(mi, _positive(results["variance"][ie, ik]), **kw)
             ax_m.plot(mi, _positive(results["mse"][ie, ik]), **kw)
@@ -79,8 +87,14 @@ def plot_bias_variance(results: Mapping[str, Any]) -> plt.Figure:
     for ax in axes[-1]:
         ax.set_xlabel("true MI (nats)")
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 5), frameon=False,
-               bbox_to_anchor=(0.5, -0.02 - 0.03 * (len(labels) > 5)))
+    fig.legend(
+        handles,
+        labels,
+        loc="lower center",
+        ncol=min(len(labels), 5),
+        frameon=False,
+        bbox_to_anchor=(0.5, -0.02 - 0.03 * (len(labels) > 5)),
+    )
     fig.suptitle(f"Optimal critic, 20-d Gaussian: {int(results['n_reps'])} minibatches per point")
     fig.tight_layout(rect=(0, 0.06 if len(labels) <= 5 else 0.09, 1, 1))
     return fig
@@ -98,14 +112,16 @@ def _best_alpha_panel(ax: plt.Axes, results: Mapping[str, Any], key: str = "best
     levels = np.unique(np.asarray(results["alpha"]))  # sorted: 0 (NWJ) ... 1 (InfoNCE)
     best = np.asarray(results[key])
     idx = np.searchsorted(levels, best)
-    cmap = ListedColormap([plt.get_cmap("viridis_r")(0.05 + 0.9 * i / max(1, len(levels) - 1))
-                           for i in range(len(levels))])
+    cmap = ListedColormap(
+        [plt.get_cmap("viridis_r")(0.05 + 0.9 * i / max(1, len(levels) - 1)) for i in range(len(levels))]
+    )
     norm = BoundaryNorm(np.arange(len(levels) + 1) - 0.5, cmap.N)
     im = ax.imshow(idx, origin="lower", aspect="auto", cmap=cmap, norm=norm)
     tick = ["NWJ" if a == 0 else "NCE" if a == 1 else f"{a:.3g}" for a in levels]
     for (ik, im_), v in np.ndenumerate(idx):
-        ax.text(im_, ik, tick[v], ha="center", va="center", fontsize=6.5,
-                color="white" if v > len(levels) / 2 else "black")
+        ax.text(
+            im_, ik, tick[v], ha="center", va="center", fontsize=6.5, color="white" if v > len(levels) / 2 else "black"
+        )
     ax.set_xticks(range(len(results["mi"])), [f"{m:g}" for m in results["mi"]])
     ax.set_yticks(range(len(results["batch_sizes"])), [str(k) for k in results["batch_sizes"]])
     ax.set_xlabel("true MI (nats)")
@@ -126,14 +142,26 @@ def plot_gradient_accuracy(results: Mapping[str, Any], max_panels: int = 3, shar
     names, mi, ks = list(results["estimators"]), np.asarray(results["mi"]), np.asarray(results["batch_sizes"])
     colors = estimator_colors(names)
     picks = _pick(ks, max_panels)
-    fig, axes = plt.subplots(1, len(picks) + 1, figsize=(3.3 * len(picks) + 4.6, 3.6),
-                             gridspec_kw={"width_ratios": [1] * len(picks) + [1.45]})
+    fig, axes = plt.subplots(
+        1,
+        len(picks) + 1,
+        figsize=(3.3 * len(picks) + 4.6, 3.6),
+        gridspec_kw={"width_ratios": [1] * len(picks) + [1.45]},
+    )
     mse = np.asarray(results["grad_mse" + sfx])
     for ax, ik in zip(axes[:-1], picks):
         for ie, n in enumerate(names):
             fixed = _alpha_of(n) is None
-            ax.plot(mi, mse[ie, ik], color=colors[n], lw=1.8 if fixed else 1.0,
-                    marker="o" if fixed else None, ms=3, label=_label(n), zorder=3 if fixed else 2)
+            ax.plot(
+                mi,
+                mse[ie, ik],
+                color=colors[n],
+                lw=1.8 if fixed else 1.0,
+                marker="o" if fixed else None,
+                ms=3,
+                label=_label(n),
+                zorder=3 if fixed else 2,
+            )
         ax.set_yscale("log")
         ax.set_title(f"K = {ks[ik]}")
         ax.set_xlabel("true MI (nats)")
@@ -158,5 +186,10 @@ def fig3_numbers(results: Mapping[str, Any]) -> Dict[str, Any]:
 
 def fig4_numbers(results: Mapping[str, Any]) -> Dict[str, Any]:
     """Key numbers of Fig. 4 for the figure's JSON: the best-alpha grids and the MI / K axes."""
-    return {"mi": results["mi"], "batch_sizes": results["batch_sizes"], "best_alpha": results["best_alpha"],
-            "best_alpha_shared": results["best_alpha_shared"], "n_reps": int(results["n_reps"])}
+    return {
+        "mi": results["mi"],
+        "batch_sizes": results["batch_sizes"],
+        "best_alpha": results["best_alpha"],
+        "best_alpha_shared": results["best_alpha_shared"],
+        "n_reps": int(results["n_reps"]),
+    }

@@ -7,15 +7,16 @@ tractability: estimation and optimisation / optimisation only / neither. Pure
 matplotlib (no graphviz); the layout is a simple tidy tree: leaves get consecutive
 columns, a parent sits above the middle of its children. See ``book/bounds_map.md``.
 """
+
 from __future__ import annotations
 
 import re
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import matplotlib.pyplot as plt
 from matplotlib.patches import FancyBboxPatch
 
-from ..tables import (ESTIMATION_AND_OPTIMIZATION, NEITHER, OPTIMIZATION_ONLY, graph_nodes)
+from ..tables import ESTIMATION_AND_OPTIMIZATION, NEITHER, OPTIMIZATION_ONLY, graph_nodes
 from . import style
 
 TRACTABILITY_COLORS: Dict[str, str] = {
@@ -44,7 +45,7 @@ def wrap_label(label: str, width: int = 16) -> str:
     return "\n".join(lines + [cur])
 
 
-def tree_layout(nodes: List[Dict[str, object]]) -> Dict[str, Tuple[float, float]]:
+def tree_layout(nodes: List[Dict[str, Any]]) -> Dict[str, Tuple[float, float]]:
     """``name -> (x, y)``: depth gives ``y`` (root on top), leaves take consecutive ``x``."""
     children: Dict[Optional[str], List[str]] = {}
     for n in nodes:
@@ -68,7 +69,7 @@ def tree_layout(nodes: List[Dict[str, object]]) -> Dict[str, Tuple[float, float]
     return pos
 
 
-def bounds_map_figure(nodes: Optional[List[Dict[str, object]]] = None, figsize=(10.0, 6.6)) -> "plt.Figure":
+def bounds_map_figure(nodes: Optional[List[Dict[str, Any]]] = None, figsize=(10.0, 6.6)) -> "plt.Figure":
     """Draw the bounds tree. Every node box is a ``FancyBboxPatch`` with ``gid = "node:<name>"``.
 
     ``nodes`` defaults to :func:`mi_lib.tables.graph_nodes` (structured nodes + registry).
@@ -83,18 +84,35 @@ def bounds_map_figure(nodes: Optional[List[Dict[str, object]]] = None, figsize=(
         if n["parent"] is None:
             continue
         (x0, y0), (x1, y1) = pos[n["parent"]], pos[n["name"]]
-        ax.annotate("", xy=(x1, y1 + h / 2), xytext=(x0, y0 - h / 2),
-                    arrowprops=dict(arrowstyle="-|>", color="#555555", lw=1.0, shrinkA=0, shrinkB=0))
+        ax.annotate(
+            "",
+            xy=(x1, y1 + h / 2),
+            xytext=(x0, y0 - h / 2),
+            arrowprops=dict(arrowstyle="-|>", color="#555555", lw=1.0, shrinkA=0, shrinkB=0),
+        )
         if n["approximation"]:
             t = 0.58  # label nearer the child, where sibling edges are apart
-            ax.text(x0 + t * (x1 - x0), y0 - h / 2 + t * (y1 - y0 + h), wrap_label(mathtext(str(n["approximation"]))),
-                    fontsize=8, ha="center",
-                    va="center", color="#333333",
-                    bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.9))
+            ax.text(
+                x0 + t * (x1 - x0),
+                y0 - h / 2 + t * (y1 - y0 + h),
+                wrap_label(mathtext(str(n["approximation"]))),
+                fontsize=8,
+                ha="center",
+                va="center",
+                color="#333333",
+                bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.9),
+            )
     for n in nodes:
         x, y = pos[n["name"]]
-        box = FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0.02,rounding_size=0.08",
-                             fc=TRACTABILITY_COLORS[str(n["tractability"])], ec="#333333", lw=1.0)
+        box = FancyBboxPatch(
+            (x - w / 2, y - h / 2),
+            w,
+            h,
+            boxstyle="round,pad=0.02,rounding_size=0.08",
+            fc=TRACTABILITY_COLORS[str(n["tractability"])],
+            ec="#333333",
+            lw=1.0,
+        )
         box.set_gid(f"node:{n['name']}")
         ax.add_patch(box)
         ax.text(x, y, mathtext(f"${n['symbol']}$"), ha="center", va="center", fontsize=13)
@@ -119,5 +137,5 @@ def node_colors(fig: "plt.Figure") -> Dict[str, str]:
         for p in ax.patches:
             gid = p.get_gid()
             if gid and gid.startswith("node:"):
-                out[gid[len("node:"):]] = to_hex(p.get_facecolor())
+                out[gid[len("node:") :]] = to_hex(p.get_facecolor())
     return out

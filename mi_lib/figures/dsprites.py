@@ -3,6 +3,7 @@
 ``results`` is what :func:`mi_lib.experiments.dsprites.run` returns; ``which`` picks the
 trained or the random encoder. See ``book/dsprites.md``.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, Optional, Sequence
@@ -26,7 +27,9 @@ def _factors(results: Dict[str, Any]) -> Sequence[str]:
     return [str(f) for f in np.atleast_1d(results["factors"])]
 
 
-def activation_curves(results: Dict[str, Any], which: str = "trained", latents: Optional[Sequence[int]] = None) -> plt.Figure:
+def activation_curves(
+    results: Dict[str, Any], which: str = "trained", latents: Optional[Sequence[int]] = None
+) -> plt.Figure:
     """Average activation of each latent (rows) against each factor's values (columns).
 
     Each row is labelled with the factor it shares the most information with (MIG's matrix).
@@ -37,13 +40,14 @@ def activation_curves(results: Dict[str, Any], which: str = "trained", latents: 
     n_lat = curves[factors[0]].shape[0]
     latents = list(range(n_lat)) if latents is None else list(latents)
     top = [factors[j] for j in np.argmax(results[which]["mi_matrix"], axis=1)]  # most informative factor
-    fig, axes = plt.subplots(len(latents), len(factors), figsize=(1.6 * len(factors), 0.95 * len(latents) + 0.6),
-                             sharey=True, squeeze=False)
-    for r, l in enumerate(latents):
+    fig, axes = plt.subplots(
+        len(latents), len(factors), figsize=(1.6 * len(factors), 0.95 * len(latents) + 0.6), sharey=True, squeeze=False
+    )
+    for r, z in enumerate(latents):
         for c, f in enumerate(factors):
             ax = axes[r, c]
             xs, label = FACTOR_AXES[f]
-            ys = curves[f][l]
+            ys = curves[f][z]
             if f == "shape":
                 ax.bar(xs, ys, color="#4c72b0", width=0.6)
                 ax.set_xticks(xs, SHAPE_NAMES if r == len(latents) - 1 else [""] * 3, rotation=30, fontsize=7)
@@ -57,7 +61,7 @@ def activation_curves(results: Dict[str, Any], which: str = "trained", latents: 
             if r < len(latents) - 1 and f != "shape":
                 ax.set_xticklabels([])
             if c == 0:
-                ax.set_ylabel(f"z{l}\n({top[l]})", rotation=0, ha="right", va="center", fontsize=8)
+                ax.set_ylabel(f"z{z}\n({top[z]})", rotation=0, ha="right", va="center", fontsize=8)
     fig.suptitle(f"average activation per factor value ({which} encoder)", y=1.0)
     fig.tight_layout(h_pad=0.3, w_pad=0.3)
     return fig
@@ -71,19 +75,19 @@ def position_heatmaps(results: Dict[str, Any], which: str = "trained", ncols: in
     nrows = int(np.ceil(n / ncols))
     lim = max(float(np.abs(maps).max()), 1e-12)
     fig, axes = plt.subplots(nrows, ncols, figsize=(1.9 * ncols, 1.9 * nrows + 0.4), squeeze=False)
-    for l, ax in enumerate(axes.flat):
+    for j, ax in enumerate(axes.flat):
         ax.grid(False)
-        if l >= n:
+        if j >= n:
             ax.axis("off")
             continue
-        im = ax.imshow(maps[l], cmap="RdBu_r", vmin=-lim, vmax=lim, extent=(0, 1, 1, 0), interpolation="nearest")
-        ax.set_title(f"z{l}", fontsize=9)
+        im = ax.imshow(maps[j], cmap="RdBu_r", vmin=-lim, vmax=lim, extent=(0, 1, 1, 0), interpolation="nearest")
+        ax.set_title(f"z{j}", fontsize=9)
         ax.set_xticks([0, 1])
         ax.set_yticks([0, 1])
         ax.tick_params(labelsize=7)
-        if l % ncols == 0:
+        if j % ncols == 0:
             ax.set_ylabel("posY", fontsize=8)
-        if l // ncols == nrows - 1:
+        if j // ncols == nrows - 1:
             ax.set_xlabel("posX", fontsize=8)
     fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8, label="mean activation")
     fig.suptitle(f"latents over the position grid ({which} encoder)")

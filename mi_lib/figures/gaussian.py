@@ -1,13 +1,14 @@
 """Figures for Poole et al. Fig. 2: estimates over training, and the critics' efficiency-accuracy trade-off."""
+
 from __future__ import annotations
 
-from typing import Dict
+from typing import Any, Dict
 
-import numpy as np
 import matplotlib.pyplot as plt
+import numpy as np
 
-from . import COLORS, style
 from ..experiments.gaussian import cap
+from . import COLORS, style
 
 
 def ema(values: np.ndarray, span: int) -> np.ndarray:
@@ -35,8 +36,14 @@ def plot_estimates(results: Dict, span: int = 200, ncols: int = 6) -> plt.Figure
     span = max(2, min(span, len(mi) // 10))
     ncols = min(ncols, len(names))
     rows_per_task = -(-len(names) // ncols)
-    fig, axes = plt.subplots(rows_per_task * len(tasks), ncols, figsize=(2.1 * ncols, 1.9 * rows_per_task * len(tasks) + 0.6),
-                             sharex=True, sharey=True, squeeze=False)
+    fig, axes = plt.subplots(
+        rows_per_task * len(tasks),
+        ncols,
+        figsize=(2.1 * ncols, 1.9 * rows_per_task * len(tasks) + 0.6),
+        sharex=True,
+        sharey=True,
+        squeeze=False,
+    )
     top = float(np.max(mi)) + 2.5
     for t, task in enumerate(tasks):
         for n, name in enumerate(names):
@@ -45,8 +52,11 @@ def plot_estimates(results: Dict, span: int = 200, ncols: int = 6) -> plt.Figure
                 curves = [("true p(y|x)", results["tnce"][t], COLORS["bilinear"])]
             else:
                 sel = (results["tasks"] == task) & (results["labels"] == name)
-                curves = [(c, results["estimates"][np.flatnonzero(sel & (results["critics"] == c))[0]], COLORS[c])
-                          for c in ("concat", "separable") if np.any(sel & (results["critics"] == c))]
+                curves = [
+                    (c, results["estimates"][np.flatnonzero(sel & (results["critics"] == c))[0]], COLORS[c])
+                    for c in ("concat", "separable")
+                    if np.any(sel & (results["critics"] == c))
+                ]
             for label, values, color in curves:
                 ax.plot(steps, np.clip(values, -5, top + 5), color=color, alpha=0.2, lw=0.6)
                 ax.plot(steps, ema(values, span), color=color, lw=1.2, label="joint" if label == "concat" else label)
@@ -63,12 +73,18 @@ def plot_estimates(results: Dict, span: int = 200, ncols: int = 6) -> plt.Figure
     for ax in axes[-1]:
         ax.set_xlabel("step")
         ax.xaxis.set_tick_params(labelbottom=True)
-    labels = {}
+    labels: Dict[str, Any] = {}
     for ax in axes.flat:
-        for h, l in zip(*ax.get_legend_handles_labels()):
-            labels.setdefault(l, h)
-    fig.legend(labels.values(), labels.keys(), loc="lower center", ncol=len(labels), frameon=False,
-               bbox_to_anchor=(0.5, -0.01))
+        for handle, text in zip(*ax.get_legend_handles_labels()):
+            labels.setdefault(text, handle)
+    fig.legend(
+        list(labels.values()),
+        list(labels.keys()),
+        loc="lower center",
+        ncol=len(labels),
+        frameon=False,
+        bbox_to_anchor=(0.5, -0.01),
+    )
     fig.tight_layout(rect=(0, 0.03, 1, 1))
     return fig
 
@@ -82,7 +98,7 @@ def mean_abs_error(results: Dict) -> np.ndarray:
     errs = []
     for level in np.unique(mi):
         idx = np.flatnonzero(mi == level)
-        idx = idx[len(idx) // 2:]
+        idx = idx[len(idx) // 2 :]
         errs.append(np.abs(np.median(est[:, idx], axis=1) - level))
     return np.mean(errs, axis=0)
 
@@ -104,16 +120,34 @@ def plot_tradeoff(results: Dict) -> plt.Figure:
         for t in results["task_names"]:
             sel = (results["critics"] == c) & (results["tasks"] == t)
             if np.any(sel & ~diverged):
-                ax.scatter(secs[sel & ~diverged], err[sel & ~diverged], color=COLORS[c], marker=markers[t],
-                           label=f"{name}, {t}", alpha=0.8)
+                ax.scatter(
+                    secs[sel & ~diverged],
+                    err[sel & ~diverged],
+                    color=COLORS[c],
+                    marker=markers[t],
+                    label=f"{name}, {t}",
+                    alpha=0.8,
+                )
             if np.any(sel & diverged):
-                ax.scatter(secs[sel & diverged], np.full(int(np.sum(sel & diverged)), DIVERGED_NATS),
-                           facecolors="none", edgecolors=COLORS[c], marker=markers[t])
+                ax.scatter(
+                    secs[sel & diverged],
+                    np.full(int(np.sum(sel & diverged)), DIVERGED_NATS),
+                    facecolors="none",
+                    edgecolors=COLORS[c],
+                    marker=markers[t],
+                )
     if np.any(diverged):
         ax.axhline(DIVERGED_NATS, color="0.6", lw=0.8, ls=":")
-        ax.annotate(f"diverged (error > {DIVERGED_NATS:g} nats): {int(np.sum(diverged))}", (0.02, DIVERGED_NATS),
-                    xycoords=("axes fraction", "data"), xytext=(0, -10), textcoords="offset points",
-                    fontsize=7, color="0.4", va="top")
+        ax.annotate(
+            f"diverged (error > {DIVERGED_NATS:g} nats): {int(np.sum(diverged))}",
+            (0.02, DIVERGED_NATS),
+            xycoords=("axes fraction", "data"),
+            xytext=(0, -10),
+            textcoords="offset points",
+            fontsize=7,
+            color="0.4",
+            va="top",
+        )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("wall seconds per run (amortised over the batched sweep)")

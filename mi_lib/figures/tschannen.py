@@ -1,4 +1,5 @@
 """Figures for the Tschannen et al. (2019) critique (chapter ``book/critique.md``). They never train."""
+
 from __future__ import annotations
 
 from typing import Dict, Sequence
@@ -30,8 +31,7 @@ def _band(ax, steps, runs: np.ndarray, color: str, label: str, ls: str = "-") ->
         ax.fill_between(steps, runs.min(0), runs.max(0), color=color, alpha=0.2, lw=0)
 
 
-def _probe_panel(ax, pixel_baseline: float, title: str = "(b) linear-probe accuracy of g1(top half)",
-                 **legend) -> None:
+def _probe_panel(ax, pixel_baseline: float, title: str = "(b) linear-probe accuracy of g1(top half)", **legend) -> None:
     """A probe-accuracy panel of the critique's figures: titled, labelled, with the raw-pixel baseline."""
     ax.axhline(pixel_baseline, color=COLORS["true"], ls="--", lw=1, label=f"raw pixels + noise ({pixel_baseline:.3f})")
     ax.set_title(title)
@@ -63,7 +63,10 @@ def fig_noniid(res: Dict, span: int = 50) -> plt.Figure:
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
     top = 0.1
     for ax, b in zip(axes, ("infonce", "nwj")):
-        for mode, color, label in (("iid", "#7f7f7f", "i.i.d. batches"), ("shared_z", BOUND_COLOR[b], "shared-Z batches")):
+        for mode, color, label in (
+            ("iid", "#7f7f7f", "i.i.d. batches"),
+            ("shared_z", BOUND_COLOR[b], "shared-Z batches"),
+        ):
             tr = np.atleast_2d(res["trace"][b][mode])
             for r in tr:
                 ax.plot(r, color=color, alpha=0.15, lw=0.5)
@@ -88,9 +91,12 @@ def fig_invertible(res: Dict, bounds: Sequence[str] = ("infonce", "nwj")) -> plt
 
 def fig_critics(res: Dict, bound: str = "infonce") -> plt.Figure:
     """Fig. 3: bound and probe accuracy under bilinear, separable and MLP critics."""
-    curves = [(r, CRITIC_COLOR.get(c, "k"), CRITIC_LABEL.get(c, c), CRITIC_LABEL.get(c, c)) for c, r in res[bound].items()]
-    return _bound_and_probe(curves, res["pixel_baseline"], f"(a) {BOUND_LABEL[bound]} on test pairs",
-                            {"loc": "upper left"})
+    curves = [
+        (r, CRITIC_COLOR.get(c, "k"), CRITIC_LABEL.get(c, c), CRITIC_LABEL.get(c, c)) for c, r in res[bound].items()
+    ]
+    return _bound_and_probe(
+        curves, res["pixel_baseline"], f"(a) {BOUND_LABEL[bound]} on test pairs", {"loc": "upper left"}
+    )
 
 
 def fig_adversarial(res: Dict) -> plt.Figure:
@@ -99,8 +105,12 @@ def fig_adversarial(res: Dict) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(5, 3.4))
     _band(ax, res["steps"], res["accuracy"], "#d62728", "fresh linear probe on g1(top half)")
     _band(ax, res["steps"], res["clf_accuracy"], "#7f7f7f", "online logistic classifier", ls=":")
-    _probe_panel(ax, res["pixel_baseline"], f"(c) adversarial invertible $g_1$; "
-                 f"$\\max|g_1^{{-1}}(g_1(x)) - x|$ = {res['reconstruction_error']:.1e}", loc="lower left")
+    _probe_panel(
+        ax,
+        res["pixel_baseline"],
+        f"(c) adversarial invertible $g_1$; $\\max|g_1^{{-1}}(g_1(x)) - x|$ = {res['reconstruction_error']:.1e}",
+        loc="lower left",
+    )
     fig.tight_layout()
     return fig
 
@@ -112,8 +122,9 @@ def fig_hard(res: Dict) -> plt.Figure:
     steps, c, p = res["steps"], np.asarray(res["log10_cond"]), list(np.asarray(res["percentiles"]))
     mid = len(p) // 2
     for lo, hi, alpha in ((0, -1, 0.15), (1, -2, 0.3)):
-        a.fill_between(steps, c[:, lo], c[:, hi], color="#1f77b4", alpha=alpha, lw=0,
-                       label=f"{p[lo]:g}-{p[hi]:g} percentile")
+        a.fill_between(
+            steps, c[:, lo], c[:, hi], color="#1f77b4", alpha=alpha, lw=0, label=f"{p[lo]:g}-{p[hi]:g} percentile"
+        )
     a.plot(steps, c[:, mid], color="#1f77b4", marker="o", ms=3, label="median")
     a.set_title(r"(a) $\log_{10}$ condition number of $\partial g_1/\partial x$")
     a.set_xlabel("training step")
@@ -132,10 +143,16 @@ def fig_matched(res: Dict) -> plt.Figure:
     for t, ls in zip(np.atleast_1d(res["targets"]), ("-", "--", ":")):
         r = res[f"t{t:g}"]
         for e, rr in r.items():
-            a.plot(_ema(np.asarray(rr["train_bound"]), 25), color=enc_color.get(e, "k"), ls=ls,
-                   label=f"{e}, t = {t:g}")
-            b_ax.plot(rr["steps"], rr["accuracy"], color=enc_color.get(e, "k"), ls=ls, marker="o", ms=3,
-                      label=f"{e}, t = {t:g}")
+            a.plot(_ema(np.asarray(rr["train_bound"]), 25), color=enc_color.get(e, "k"), ls=ls, label=f"{e}, t = {t:g}")
+            b_ax.plot(
+                rr["steps"],
+                rr["accuracy"],
+                color=enc_color.get(e, "k"),
+                ls=ls,
+                marker="o",
+                ms=3,
+                label=f"{e}, t = {t:g}",
+            )
         a.axhline(t, color=COLORS["cap"], lw=0.8, ls=ls)
     a.set_title(r"(a) training $I_{NCE}$ (K = 128, EMA); loss $|I_{NCE} - t|$")
     a.set_xlabel("training step")

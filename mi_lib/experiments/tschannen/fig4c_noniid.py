@@ -11,6 +11,7 @@ r"""Tschannen et al. (2019), Section 4 and Fig. 4c: InfoNCE as metric learning; 
    :math:`(X_i, Y_j)` are not draws from :math:`p(x)p(y)`, and a trained critic reports more
    than the true :math:`I(X; Y)` (:func:`true_mi`, 0.0204 nats for the paper's covariances).
 """
+
 from __future__ import annotations
 
 import math
@@ -28,7 +29,8 @@ SIGMA_EPS = ((1.0, 0.9), (0.9, 1.0))
 
 
 def kpair_loss(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    r"""Multi-class K-pair loss of embeddings ``u = phi(x): [K, E]``, ``v = psi(y): [K, E]`` (positives ``(u_i, v_i)``)."""
+    r"""Multi-class K-pair loss of embeddings ``u = phi(x): [K, E]``, ``v = psi(y): [K, E]``
+    (positives ``(u_i, v_i)``)."""
     s = u @ v.T  # [K, K], s[i, j] = phi(x_i) . psi(y_j)
     diff = s - torch.diagonal(s)[:, None]
     off = ~torch.eye(s.shape[0], dtype=torch.bool, device=s.device)
@@ -104,8 +106,9 @@ def _train_one(cfg: NonIIDConfig, bound: str, shared_z: bool, seed: int) -> Tupl
         opt.step()
         trace[step] = est.item()
     with torch.no_grad():
-        final = np.array([bound_fn(critic(*sample_batch(cfg.batch_size, shared_z, gen))).item()
-                          for _ in range(cfg.eval_batches)])
+        final = np.array(
+            [bound_fn(critic(*sample_batch(cfg.batch_size, shared_z, gen))).item() for _ in range(cfg.eval_batches)]
+        )
     return trace, final
 
 
@@ -115,8 +118,13 @@ def run(cfg: NonIIDConfig) -> Dict:
     Returns ``trace/<bound>/<mode>: [n_runs, steps]``, ``final/<bound>/<mode>: [n_runs, eval_batches]``
     (estimates on fresh batches after training), ``true_mi``, ``conditional_mi``, ``log_k``.
     """
-    out: Dict = {"trace": {}, "final": {}, "true_mi": true_mi(), "conditional_mi": conditional_mi(),
-                 "log_k": math.log(cfg.batch_size)}
+    out: Dict = {
+        "trace": {},
+        "final": {},
+        "true_mi": true_mi(),
+        "conditional_mi": conditional_mi(),
+        "log_k": math.log(cfg.batch_size),
+    }
     for b in cfg.bounds:
         out["trace"][b], out["final"][b] = {}, {}
         for mode, shared in (("iid", False), ("shared_z", True)):
