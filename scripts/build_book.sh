@@ -5,6 +5,8 @@
 #   JB=.venv/bin/jb bash scripts/build_book.sh
 #
 # Expects the executed notebooks in book/executed/ (from `python -m mi_lib reproduce`).
+# A notebook whose last run failed has a marker in book/executed/failed/; its page gets a
+# warning box (book/_ext/reproduce_status.py) and this script names it at the end.
 # Uses $JB if set, else `jb` next to $PYTHON, else `jb` on PATH. Extra arguments go to jb.
 # Exit status: jb's own status (non-zero on warnings with -W --keep-going), and also
 # non-zero if the log shows any "WARNING"/"ERROR" line, as a belt-and-braces check.
@@ -47,5 +49,11 @@ if grep -rlE "$CDN_RE" _build/html --include=*.html >/dev/null 2>&1; then
   echo "build_book: a built page loads something from a CDN:" >&2
   grep -rloE "$CDN_RE" _build/html --include=*.html >&2
   exit 1
+fi
+shopt -s nullglob
+failed=(book/executed/failed/*.json)
+if [[ ${#failed[@]} -gt 0 ]]; then
+  names=$(for f in "${failed[@]}"; do basename "$f" .json; done | tr '\n' ' ')
+  echo "build_book: the last run of ${#failed[@]} notebook(s) failed, their pages carry a warning box: ${names}" >&2
 fi
 exit 0
