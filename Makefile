@@ -6,7 +6,7 @@ PROFILE ?= auto
 DEVICE ?= auto
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test book figures clean bench
+.PHONY: venv test lint book figures clean bench
 
 venv: $(STAMP)
 
@@ -16,7 +16,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -e '.[book,test]'
 	touch $(STAMP)
 
-test: venv
+# lint, format and type checks of the package (config in pyproject.toml), then the tests
+lint: venv
+	$(VENV)/bin/ruff check mi_lib
+	$(VENV)/bin/ruff format --check mi_lib
+	$(VENV)/bin/mypy
+
+test: lint
 	$(PY) -m pytest -q -ra
 
 figures: venv
