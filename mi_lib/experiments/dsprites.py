@@ -40,7 +40,7 @@ from torch.nn.functional import softplus
 from tqdm.auto import tqdm
 
 from ..bounds import js_core
-from ..critics import ConcatCritic, mlp
+from ..critics import make_critic, mlp
 from ..datasets.dsprites import LATENTS_SIZES, DSprites
 from ..profiles import resolve_device
 
@@ -64,6 +64,7 @@ class DSpritesConfig:
     lr: float = 1e-3
     disc_lr: float = 1e-3
     critic_hidden: int = 128
+    critic_layers: int = 2  # hidden layers of the critic and of the total-correlation discriminator
     eval_per_position: int = 8  # eval set: this many random sprites at each of 32x32 positions
     n_bins: int = 20  # discretisation of the latents for the MIG
     seed: int = 0
@@ -160,8 +161,9 @@ def train(cfg: DSpritesConfig, data: DSprites, device: torch.device):
     enc = Encoder(cfg.n_latents, cfg.width).to(device)
     random_enc = Encoder(cfg.n_latents, cfg.width).to(device)
     random_enc.load_state_dict(enc.state_dict())  # same init: the untrained baseline
-    critic = ConcatCritic(cfg.n_latents, cfg.n_latents, cfg.critic_hidden, 2).to(device)
-    disc = mlp(cfg.n_latents, cfg.critic_hidden, 1, 2).to(device)
+    critic = make_critic("concat", cfg.n_latents, cfg.n_latents, hidden_dim=cfg.critic_hidden, layers=cfg.critic_layers)
+    critic = critic.to(device)
+    disc = mlp(cfg.n_latents, cfg.critic_hidden, 1, cfg.critic_layers).to(device)
     opt = torch.optim.Adam([*enc.parameters(), *critic.parameters()], lr=cfg.lr)
     opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.disc_lr)
     hist = {k: np.zeros(cfg.steps) for k in ("mi", "tc", "smooth")}
