@@ -76,7 +76,10 @@ def discover(root: Path = ROOT) -> dict[str, Path]:
 
 
 def select_notebooks(names: Sequence[str], root: Path = ROOT) -> list[Path]:
-    """Resolve names or unique prefixes to notebook paths; none means all. Unknown or empty names raise ``ValueError``."""
+    """Resolve names or unique prefixes to notebook paths; none means all; unknown or empty names raise ``ValueError``.
+
+    An empty name is refused because it is a prefix of every stem and would quietly select them all.
+    """
     found = discover(root)
     if not names:
         return list(found.values())
@@ -118,7 +121,9 @@ def _import_papermill() -> Any:
     try:
         import papermill
     except ImportError as e:
-        raise ReproduceError(f"the reproduce command needs papermill ({e}); install the book extra: {INSTALL_HINT}")
+        raise ReproduceError(
+            f"the reproduce command needs papermill ({e}); install the book extra: {INSTALL_HINT}"
+        ) from None
     return papermill
 
 
@@ -170,13 +175,16 @@ def _kernel_pid(manager: Any) -> int | None:
     return getattr(process, "pid", None)
 
 
+_KILL = getattr(signal, "SIGKILL", signal.SIGTERM)
+
+
 def _signal_kernels(kernels: Sequence[Any], sig: int) -> None:
     for km in kernels:
         pid = _kernel_pid(km)
         if pid is None:
             continue
         with contextlib.suppress(OSError):  # already gone
-            if sig == signal.SIGINT:
+            if sig == signal.SIGINT or not hasattr(os, "killpg"):
                 os.kill(pid, sig)  # like Jupyter's interrupt button: the running cell raises KeyboardInterrupt
             else:
                 os.killpg(pid, sig)  # the kernel leads its own session: its children go with it
@@ -217,20 +225,22 @@ def _execute(pm: Any, path: Path, tmp: Path, params: dict, cell_timeout: int) ->
     # waited on through an Event: an interrupted Thread.join can mark a running thread as stopped
     worker = threading.Thread(target=guarded, name=f"papermill-{path.stem}", daemon=True)
     worker.start()
-    interrupted = False
+    interrupted, deadline = False, float("inf")
     try:
         while not finished.is_set():
             try:
+                if time.monotonic() > deadline:  # the kernel ignored the interrupt
+                    _signal_kernels(kernels, _KILL)
+                    deadline = float("inf")
                 finished.wait(0.2)
             except KeyboardInterrupt:
                 if interrupted:  # a second Ctrl-C: stop waiting for the kernel
-                    _signal_kernels(kernels, signal.SIGKILL)
+                    _signal_kernels(kernels, _KILL)
                     continue
                 interrupted = True
                 print(f"[reproduce] interrupted: stopping {path.stem} (Ctrl-C again to kill it)", flush=True)
                 _signal_kernels(kernels, signal.SIGINT)
-                if not finished.wait(INTERRUPT_GRACE):
-                    _signal_kernels(kernels, signal.SIGKILL)
+                deadline = time.monotonic() + INTERRUPT_GRACE
     finally:
         if sock_dir:
             shutil.rmtree(sock_dir, ignore_errors=True)
@@ -380,7 +390,10 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 def merge_summary(path: Path, runs: Sequence[NotebookRun], keep: int = KEEP_RECORDS) -> list[dict[str, Any]]:
-    """Add ``runs`` to the records already in ``path`` (newest ``keep`` per notebook), under a lock for concurrent runs."""
+    """Add ``runs`` to the records in ``path`` (newest ``keep`` per notebook), locked against concurrent runs.
+
+    A partial rerun thus keeps the other notebooks' records, which the chapters quote.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with _locked(path.with_name(f".{path.name}.lock")):
