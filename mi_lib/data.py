@@ -2,11 +2,12 @@ r"""The correlated Gaussian tasks of Poole et al. Fig. 2, and the MI schedule.
 
 ``x ~ N(0, I_d)``, ``y = rho x + sqrt(1 - rho^2) eps`` with ``eps ~ N(0, I_d)``, so
 :math:`I(X;Y) = -\frac d2 \log(1-\rho^2)` nats. The cubic task observes
-``(W y)^3`` elementwise, with ``W_ij ~ N(0, 1/d)`` fixed by a seed: ``W`` is full rank
-(almost surely, and checked), the map is invertible and the MI is unchanged. The
-``1/d`` variance (rather than 1) keeps ``W y`` at unit scale, so the cubed values stay
-in the range a critic with unnormalised inputs can learn from; any invertible
-rescaling leaves the MI as it is.
+``(W y)^3`` elementwise, with ``W`` fixed by a seed: ``W`` is full rank (almost surely,
+and checked), the map is invertible and the MI is unchanged. Poole et al.'s caption draws
+``W_ij ~ N(0, 1)`` (``GaussianTask(w_std=1.0)``, the paper profile); the default,
+``W_ij ~ N(0, 1/d)``, keeps ``W y`` at unit scale, so the cubed values stay in the range a
+critic with unnormalised inputs learns from in a short run. Any invertible rescaling
+leaves the MI as it is.
 Sampling takes a ``torch.Generator``, so seeded runs reproduce exactly. :class:`GaussianStream`
 is the batches one training run sees, the same whichever loop trains it.
 """
@@ -37,10 +38,14 @@ def rho_to_mi(rho: float, dim: int) -> float:
     return -0.5 * dim * math.log1p(-rho * rho)
 
 
-def cubic_matrix(dim: int, seed: int) -> torch.Tensor:
-    """The fixed ``W`` of the cubic task, ``W_ij ~ N(0, 1/d)``, drawn from ``seed`` (float32, ``[d, d]``)."""
+def cubic_matrix(dim: int, seed: int, std: Optional[float] = None) -> torch.Tensor:
+    """The fixed ``W`` of the cubic task, ``W_ij ~ N(0, std^2)`` (``std=None``: ``1/sqrt(d)``), drawn
+    from ``seed`` (float32, ``[d, d]``)."""
+    if std is not None and not std > 0:
+        raise ValueError(f"std must be > 0, got {std}")
     g = torch.Generator().manual_seed(seed)
-    w = torch.randn(dim, dim, generator=g) / math.sqrt(dim)
+    w = torch.randn(dim, dim, generator=g)
+    w = w / math.sqrt(dim) if std is None else w * std
     if torch.linalg.matrix_rank(w.double()) < dim:  # pragma: no cover - probability zero
         raise RuntimeError(f"W drawn from seed {seed} is singular; pick another seed")
     return w
@@ -76,6 +81,7 @@ class GaussianTask:
     dim: int = 20
     cubic: bool = False
     w_seed: int = 0  # seed of W for the cubic task
+    w_std: Optional[float] = None  # std of W's entries; None: 1/sqrt(dim); Poole et al.'s caption: 1.0
 
     @property
     def name(self) -> str:
@@ -84,7 +90,7 @@ class GaussianTask:
 
     def cubic_W(self) -> Optional[torch.Tensor]:
         """The fixed ``W`` (``[d, d]``) of the cubic task, or ``None`` for the Gaussian task."""
-        return cubic_matrix(self.dim, self.w_seed) if self.cubic else None
+        return cubic_matrix(self.dim, self.w_seed, self.w_std) if self.cubic else None
 
 
 def mi_schedule(levels: Sequence[float] = (2, 4, 6, 8, 10), steps_per_level: int = 4000) -> np.ndarray:

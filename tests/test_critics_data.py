@@ -87,6 +87,20 @@ def test_cubic_task_keeps_the_optimal_critic():
     assert GaussianTask(dim=5, cubic=True, w_seed=3).cubic_W().equal(w)
 
 
+def test_the_papers_cubic_w_has_unit_entries():
+    """Poole et al.'s caption: W_ij ~ N(0, 1) (the paper profile); the default scales the same draw by 1/sqrt(d)."""
+    import math
+
+    from mi_lib.experiments.gaussian import CONFIGS
+
+    unit = GaussianTask(dim=20, cubic=True, w_seed=1, w_std=1.0).cubic_W()
+    torch.testing.assert_close(unit / math.sqrt(20), cubic_matrix(20, seed=1))
+    assert 0.9 < float(unit.std()) < 1.1
+    assert CONFIGS["paper"].run.task.w_std == 1.0 and CONFIGS["quick"].run.task.w_std is None
+    with pytest.raises(ValueError, match="std"):
+        cubic_matrix(3, seed=0, std=0.0)
+
+
 def test_optimal_critic_is_the_density_ratio():
     rho, d = 0.6, 2
     crit = GaussianOptimalCritic(rho, d)
