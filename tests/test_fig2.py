@@ -154,3 +154,37 @@ def test_precision_is_checked_and_keys_the_cache():
 
     runs = tuple(G.run_configs(G.CONFIGS["smoke"])[:2])
     assert config_key(G._GroupKey(runs, "bfloat16")) != config_key(G._GroupKey(runs, "float32"))
+
+
+def test_archived_chunks_are_reused_by_config_and_record_their_provenance(tmp_path, monkeypatch):
+    """With archive_dir, each chunk is written with its provenance and reused by configuration alone;
+    a changed configuration trains again (its chunks have another name)."""
+    import json
+
+    cfg = override(G.CONFIGS["smoke"], device="cpu")
+    first = G.run(cfg, archive_dir=tmp_path, profile="smoke", progress=False)
+    metas = sorted(tmp_path.glob("*.json"))
+    assert len(metas) == len(G.chunks(cfg))
+    prov = json.loads(metas[0].read_text())
+    for field in (
+        "profile",
+        "config",
+        "config_hash",
+        "git_commit",
+        "code_version",
+        "device_name",
+        "torch",
+        "seconds",
+        "date",
+    ):
+        assert field in prov
+    assert prov["profile"] == "smoke" and prov["seconds"] > 0
+
+    def no_training(*a, **kw):
+        raise AssertionError("an archived chunk was trained again")
+
+    monkeypatch.setattr(G, "train_sweep", no_training)
+    again = G.run(cfg, archive_dir=tmp_path, profile="smoke", progress=False)
+    np.testing.assert_array_equal(again["estimates"], first["estimates"])
+    with pytest.raises(AssertionError, match="trained again"):
+        G.run(override(cfg, lr=2e-3), archive_dir=tmp_path, profile="smoke", progress=False)

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .. import archive as A
 from .. import bounds as B
 from ..cache import cached
 from ..critics import GaussianOptimalCritic
@@ -143,25 +144,63 @@ class _GroupKey:
     precision: str = "float32"
 
 
-def run(cfg: Fig2Config, cache_dir: Optional[Path] = None, force: bool = False, progress: bool = True) -> Dict:
-    """Train the whole figure. Returns ``{"mi", "labels", "tasks", "critics", "estimates" [R, T], "seconds", ...}``."""
+def chunks(cfg: Fig2Config) -> List[List[RunConfig]]:
+    """The runs of the figure in the chunks they are trained (and cached, and archived) in."""
+    return [c for group in group_by_architecture(run_configs(cfg)) for c in plan_chunks(group, cfg.device)]
+
+
+def _chunk(
+    cfg: Fig2Config,
+    chunk: List[RunConfig],
+    cache_dir: Optional[Path],
+    force: bool,
+    progress: bool,
+    archive_dir: Optional[Path],
+    profile: str,
+) -> Dict[str, Any]:
+    """One chunk's histories: from the cache (keyed by config and code), or, with ``archive_dir``, from
+    the results archive (keyed by config alone, provenance recorded), training it when it is missing."""
+    key = _GroupKey(tuple(chunk), cfg.precision)
+    if archive_dir is None:
+        return cached(
+            lambda k: _train_group(list(k.runs), cfg.device, progress, k.precision),
+            key,
+            cache_dir,
+            force=force,
+            name=f"fig2-{chunk[0].critic}",
+        )
+    path = Path(archive_dir) / f"{chunk[0].critic}-{A.config_hash(key)}.npz"
+    if not force and A.has_entry(path, key):
+        return A.load_entry(path)[0]
+    res = _train_group(list(chunk), cfg.device, progress, cfg.precision)
+    res["estimates"] = A.as_float32(res["estimates"])
+    A.save_entry(path, res, A.provenance(profile, key, resolve_device(cfg.device), res["seconds"]))
+    return res
+
+
+def run(
+    cfg: Fig2Config,
+    cache_dir: Optional[Path] = None,
+    force: bool = False,
+    progress: bool = True,
+    archive_dir: Optional[Path] = None,
+    profile: str = "",
+) -> Dict:
+    """Train the whole figure. Returns ``{"mi", "labels", "tasks", "critics", "estimates" [R, T], "seconds", ...}``.
+
+    Each chunk of a sweep (the runs trained together) is saved as it finishes, so an interrupted figure
+    keeps every finished chunk: in the cache, or, with ``archive_dir``, in the results archive
+    (:mod:`mi_lib.archive`; ``profile`` is recorded in each chunk's provenance).
+    """
     runs = run_configs(cfg)
     mi = mi_schedule(cfg.run.mi_levels, cfg.run.steps_per_level)
     estimates = np.zeros((len(runs), len(mi)))
     seconds = np.zeros(len(runs))
     peak = 0.0
-    chunks = [c for group in group_by_architecture(runs) for c in plan_chunks(group, cfg.device)]
-    with tqdm(total=len(chunks), desc="fig2 sweeps", disable=not progress or len(chunks) < 2, leave=False) as bar:
-        for chunk in chunks:
-            # one cache entry per chunk of a critic sweep (the runs trained together): an interrupted
-            # figure keeps every finished chunk, and a chunk's histories do not depend on the others
-            res = cached(
-                lambda key: _train_group(list(key.runs), cfg.device, progress, key.precision),
-                _GroupKey(tuple(chunk), cfg.precision),
-                cache_dir,
-                force=force,
-                name=f"fig2-{chunk[0].critic}",
-            )
+    todo = chunks(cfg)
+    with tqdm(total=len(todo), desc="fig2 sweeps", disable=not progress or len(todo) < 2, leave=False) as bar:
+        for chunk in todo:
+            res = _chunk(cfg, chunk, cache_dir, force, progress, archive_dir, profile)
             idx = [runs.index(r) for r in chunk]
             estimates[idx] = res["estimates"]
             seconds[idx] = res["seconds"] / len(chunk)  # wall seconds per run, amortised over the sweep
