@@ -1,153 +1,454 @@
 r"""``estimate_mi``: a variational lower bound on I(X; Y) for your own paired samples.
 
-Map each coordinate to normal scores (or standardise it), train a critic under a bound on one split, and report the
-bound averaged over batches of a held-out split (so the critic is not scored on the
-data it was fitted to). The defaults (NWJ, separable critic, rank preprocessing) come from
-``benchmarks/bench_estimate_defaults.py`` (results in
-``benchmarks/results/estimate_defaults.json``), over five data sets with known MI: Gaussians
-of 1, 2 and 10 dimensions, a cubic mixing and heavy-tailed sinh/exp marginals. NWJ with a
-separable critic had a mean absolute error of 0.12 nats in 3.3 s a fit; the most accurate
-setting, SMILE with a joint critic (0.10 nats), took 78 s a fit and is not a strict lower
-bound. Rank preprocessing cut the error of every setting it was tried with.
+The samples are split three ways. A critic is trained on the first split (with ``train_bound``, one
+:func:`mi_lib.train.train_step` at a time), the validation split picks the stopping step and the
+critic's additive constant, and ``bound`` is reported on held-out blocks of the test split, which the
+critic never saw. The defaults were chosen by measurement on the benchmark of
+``benchmarks/bench_estimate.py`` (tasks with known MI in ``benchmarks/mi_tasks.py``, results in
+``benchmarks/results/estimate_benchmark.json``). Diagnostics (:mod:`mi_lib.estimate_diagnostics`) say when
+the number should not be trusted, and ``MIEstimate.plot()`` shows why.
 """
+
 from __future__ import annotations
 
 import math
+import numbers
+import warnings
 from dataclasses import dataclass, field
-from typing import Any, Dict
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
+from torch import nn
 
-from .critics import BaselineMLP, ConcatCritic, SeparableCritic
+from .critics import BaselineMLP, make_critic
+from .estimate_diagnostics import Diagnostics, diagnose
+from .optim import make_adam
 from .profiles import resolve_device
-from .registry import get_bound
+from .registry import LowerBound, get_bound
+from .train import train_step
+
+__all__ = ["MIEstimate", "estimate_mi", "min_samples", "PREPROCESS"]
 
 
 @dataclass
 class MIEstimate:
-    """What :func:`estimate_mi` returns: ``estimate`` and ``stderr`` in nats, the training ``history``, the ``settings``."""
+    """What :func:`estimate_mi` returns; ``diagnostics`` says whether to trust ``estimate``."""
 
-    estimate: float
-    stderr: float
-    history: np.ndarray = field(repr=False)
+    estimate: float  # nats, the bound on the test split
+    stderr: float  # standard error over the test split's blocks
+    history: np.ndarray = field(repr=False)  # the training objective's value at every step
     settings: Dict[str, Any] = field(repr=False)
+    diagnostics: Diagnostics = field(repr=False)
+    val_steps: np.ndarray = field(repr=False, default_factory=lambda: np.empty(0))  # steps of the validation checks
+    val_history: np.ndarray = field(repr=False, default_factory=lambda: np.empty(0))  # the bound on validation
 
     def __str__(self) -> str:
-        return f"I(X;Y) >= {self.estimate:.3f} ± {self.stderr:.3f} nats ({self.settings['bound']}, {self.settings['critic']})"
+        s = self.settings
+        flag = "" if self.diagnostics.trustworthy else "  [see .diagnostics: not trustworthy]"
+        return (
+            f"I(X;Y) >= {self.estimate:.3f} ± {self.stderr:.3f} nats ({s['bound']} of a {s['critic']} critic "
+            f"trained with {s['train_bound']}){flag}"
+        )
+
+    def plot(self, ax: Any = None) -> Any:
+        """Draw the training history, the validation checks, the held-out estimate with its ±2 SE band and
+        the bound's cap where it has one; returns the matplotlib axes (to see at a glance whether training
+        had levelled off and whether the estimate sits against a ceiling)."""
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(6.4, 3.6))
+        steps = np.arange(1, len(self.history) + 1)
+        ax.plot(steps, self.history, color="0.75", lw=0.6, label=f"training batches ({self.settings['train_bound']})")
+        if len(self.history) >= 20:
+            w = max(len(self.history) // 40, 5)
+            smooth = np.convolve(self.history, np.ones(w) / w, mode="valid")
+            ax.plot(steps[w - 1 :], smooth, color="0.35", lw=1.2, label="training, running mean")
+        if len(self.val_steps):
+            ax.plot(
+                self.val_steps,
+                self.val_history,
+                "o-",
+                color="tab:blue",
+                ms=3,
+                lw=1,
+                label=f"validation ({self.settings['bound']})",
+            )
+            ax.axvline(self.settings["best_step"], color="tab:blue", ls=":", lw=1, label="critic kept")
+        lo, hi = self.estimate - 2 * self.stderr, self.estimate + 2 * self.stderr
+        ax.axhspan(lo, hi, color="tab:orange", alpha=0.25, lw=0)
+        ax.axhline(self.estimate, color="tab:orange", lw=1.5, label=f"held-out estimate {self.estimate:.2f} ± 2 SE")
+        cap = self.diagnostics.cap
+        if cap is not None:
+            ax.axhline(cap, color="tab:red", ls="--", lw=1, label=f"cap of the bound ({cap:.2f})")
+        finite = self.history[np.isfinite(self.history)]
+        if len(finite):
+            top = max(np.quantile(finite, 0.995), hi, cap or -np.inf)
+            bottom = min(np.quantile(finite, 0.05), lo, 0.0)
+            ax.set_ylim(bottom - 0.05 * (top - bottom + 1e-9), top + 0.1 * (top - bottom + 1e-9))
+        ax.set_xlabel("training step")
+        ax.set_ylabel("nats")
+        ax.set_title(str(self).split("  [")[0], fontsize=9)
+        ax.legend(fontsize=7, loc="lower right")
+        return ax
 
 
-def _as_2d(a, name: str) -> torch.Tensor:
-    t = torch.as_tensor(np.asarray(a) if not isinstance(a, torch.Tensor) else a.detach().cpu())
-    if t.dim() == 1:
-        t = t[:, None]
-    if t.dim() != 2:
-        raise ValueError(f"{name} must be [N] or [N, d], got shape {tuple(t.shape)}")
-    t = t.to(torch.float32)
-    if not bool(torch.isfinite(t).all()):
-        raise ValueError(f"{name} contains NaN or inf")
-    return t
-
-
-def _standardise(train: torch.Tensor, *others: torch.Tensor):
-    mu, sd = train.mean(0), train.std(0).clamp_min(1e-8)
+# ----------------------------------------------------------------------------------------------- preprocessing
+def _standardise(train: np.ndarray, *others: np.ndarray) -> List[np.ndarray]:
+    """Centre and scale each coordinate by the training split's moments, in float64."""
+    mu, sd = train.mean(0), train.std(0)
+    sd = np.where(sd > 0, sd, 1.0)
     return [(t - mu) / sd for t in (train,) + others]
 
 
-def _rank_gauss(train: torch.Tensor, *others: torch.Tensor):
-    r"""Map each coordinate to normal scores through the training split's empirical CDF.
+def _rank_gauss(train: np.ndarray, *others: np.ndarray) -> List[np.ndarray]:
+    r"""Map each coordinate to normal scores through the training split's empirical CDF, in float64.
 
-    :math:`u = \hat F(v)` (mid-rank, ties averaged), then :math:`\Phi^{-1}(u)`. A strictly
-    increasing map of each coordinate leaves :math:`I(X;Y)` unchanged, so heavy tails, cubes
-    and exponentials are undone before the critic sees the data.
+    :math:`u = \hat F(v)` (mid-rank, ties averaged), then :math:`\Phi^{-1}(u)`. A strictly increasing map of
+    each coordinate leaves :math:`I(X;Y)` unchanged, so heavy tails, cubes and exponentials are undone
+    before the critic sees the data.
     """
-    n = train.shape[0]
-    ref = torch.sort(train, dim=0).values.double()  # [n, d]
+    from scipy.special import ndtri
 
-    def f(t: torch.Tensor) -> torch.Tensor:
-        t = t.double()
-        cols = []
+    n = train.shape[0]
+    ref = np.sort(train, axis=0)
+
+    def f(t: np.ndarray) -> np.ndarray:
+        u = np.empty_like(t, dtype=np.float64)
         for c in range(t.shape[1]):
-            lo = torch.searchsorted(ref[:, c].contiguous(), t[:, c].contiguous(), right=False)
-            hi = torch.searchsorted(ref[:, c].contiguous(), t[:, c].contiguous(), right=True)
-            cols.append((lo + hi).double() / (2 * n))
-        u = torch.stack(cols, 1).clamp(0.5 / n, 1 - 0.5 / n)
-        return torch.special.ndtri(u).float()
+            lo = np.searchsorted(ref[:, c], t[:, c], side="left")
+            hi = np.searchsorted(ref[:, c], t[:, c], side="right")
+            u[:, c] = (lo + hi) / (2.0 * n)
+        return ndtri(np.clip(u, 0.5 / n, 1 - 0.5 / n))
 
     return [f(t) for t in (train,) + others]
 
 
-PREPROCESS = {"rank": _rank_gauss, "standardize": _standardise}
+PREPROCESS: Dict[str, Callable[..., List[np.ndarray]]] = {"rank": _rank_gauss, "standardize": _standardise}
 
 
-def estimate_mi(x, y, bound: str = "nwj", critic: str = "separable", steps: int = 2000, batch_size: int = 128,
-                lr: float = 5e-4, hidden_dim: int = 128, layers: int = 2, embed_dim: int = 32,
-                test_fraction: float = 0.3, preprocess: str = "rank", seed: int = 0, device: str = "auto",
-                progress: bool = False) -> MIEstimate:
-    r"""Estimate :math:`I(X;Y)` in nats from paired samples ``x: [N, dx]``, ``y: [N, dy]`` (numpy or torch).
+# ----------------------------------------------------------------------------------------------- validation
+def _as_2d(a: Any, name: str) -> np.ndarray:
+    """``a`` as a finite float64 ``[N, d]`` array (float64 first: large offsets and integer IDs survive)."""
+    if isinstance(a, torch.Tensor):
+        a = a.detach().cpu().numpy()
+    try:
+        arr = np.asarray(a)
+    except Exception as e:  # ragged lists and other non-arrays
+        raise ValueError(f"{name} must be an array of numbers [N] or [N, d]: {e}") from e
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise ValueError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    if np.iscomplexobj(arr):
+        raise ValueError(f"{name} must be real, got dtype {arr.dtype}")
+    arr = arr.astype(np.float64)
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be [N] or [N, d], got shape {arr.shape}")
+    if arr.shape[1] == 0:
+        raise ValueError(f"{name} has no columns (shape {arr.shape}); it needs at least one variable")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} contains NaN or inf ({int((~np.isfinite(arr)).sum())} entries)")
+    return arr
 
-    Each coordinate is first mapped to normal scores (``preprocess="rank"``, the empirical
-    copula: MI is unchanged by monotone maps of each coordinate) or standardised
-    (``"standardize"``). Then it trains ``critic`` ("separable" or "concat") with ``bound``
-    (any name of :func:`mi_lib.available_bounds`) for ``steps`` Adam steps on minibatches of
-    ``batch_size`` from a ``1 - test_fraction`` split, then averages the bound over
-    held-out batches; ``stderr`` is the standard error over those batches. Note the
-    caps: InfoNCE cannot exceed ``log(batch_size)``.
+
+def _int(name: str, v: Any, lo: int) -> int:
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+        raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
+    if v < lo:
+        raise ValueError(f"{name} must be an integer >= {lo}, got {v}")
+    return int(v)
+
+
+def _float(name: str, v: Any, lo: float, hi: float, lo_open: bool = True, hi_open: bool = True) -> float:
+    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(float(v)):
+        raise ValueError(f"{name} must be a finite number, got {v!r}")
+    v = float(v)
+    if (v <= lo if lo_open else v < lo) or (v >= hi if hi_open else v > hi):
+        lb, rb = "(" if lo_open else "[", ")" if hi_open else "]"
+        raise ValueError(f"{name} must be in {lb}{lo}, {hi}{rb}, got {v}")
+    return v
+
+
+def _split_sizes(n: int, test_fraction: float, val_fraction: float) -> Tuple[int, int, int]:
+    n_test = int(round(n * test_fraction))
+    n_val = int(round(n * val_fraction))
+    return n - n_test - n_val, n_val, n_test
+
+
+def min_samples(
+    batch_size: int = 128, eval_batch_size: int = 512, test_fraction: float = 0.3, val_fraction: float = 0.1
+) -> int:
+    """The smallest N :func:`estimate_mi` accepts with these settings: one training batch and at least two
+    evaluation blocks (of at least ``MIN_BLOCK`` samples) in each of the validation and test splits."""
+    n = 2
+    while True:
+        n_train, n_val, n_test = _split_sizes(n, test_fraction, val_fraction)
+        if n_train >= batch_size and min(n_val, n_test) >= 2 * MIN_BLOCK:
+            return n
+        n += 1
+
+
+MIN_BLOCK = 16  # the smallest evaluation block: fewer samples give a block bound too noisy to report
+
+
+def _blocks(n: int, eval_batch_size: int) -> int:
+    """The block size for a split of ``n``: ``eval_batch_size`` or less, so that there are at least two."""
+    return min(eval_batch_size, n // 2)
+
+
+# ----------------------------------------------------------------------------------------------- evaluation
+def _scores_blocks(critic: nn.Module, x: torch.Tensor, y: torch.Tensor, k: int) -> List[torch.Tensor]:
+    """The critic's ``[k, k]`` score matrices on consecutive blocks of ``k`` pairs (the remainder is dropped)."""
+    return [critic(x[s : s + k], y[s : s + k]) for s in range(0, len(x) - k + 1, k)]
+
+
+def _log_partition(blocks: List[torch.Tensor]) -> float:
+    r""":math:`\log \mathbb{E}_{p(x)p(y)} e^{f}` over every off-diagonal pair of every block."""
+    k = blocks[0].shape[0]
+    mask = ~torch.eye(k, dtype=torch.bool, device=blocks[0].device)
+    lse = torch.stack([torch.logsumexp(b.double()[mask], 0) for b in blocks])
+    return float(torch.logsumexp(lse, 0) - math.log(len(blocks) * k * (k - 1)))
+
+
+def _block_values(
+    spec: LowerBound,
+    blocks: List[torch.Tensor],
+    shift: float,
+    baseline: Optional[nn.Module],
+    y: torch.Tensor,
+    alpha: torch.Tensor,
+) -> np.ndarray:
+    """``spec``'s value on each block of scores ``f + shift`` (``shift`` sets the critic's constant)."""
+    k = blocks[0].shape[0]
+    vals = []
+    for i, s in enumerate(blocks):
+        log_b = None if baseline is None else baseline(y[i * k : (i + 1) * k])
+        v, _ = spec.train_value(s.double() + shift, None if log_b is None else log_b.double(), alpha.double(), None)
+        vals.append(float(v))
+    return np.asarray(vals)
+
+
+# ----------------------------------------------------------------------------------------------- the estimator
+def estimate_mi(
+    x: Any,
+    y: Any,
+    bound: str = "nwj",
+    train_bound: Optional[str] = "js",
+    critic: str = "separable",
+    max_steps: int = 4000,
+    batch_size: int = 128,
+    eval_batch_size: int = 512,
+    lr: float = 5e-4,
+    hidden_dim: int = 128,
+    layers: int = 2,
+    embed_dim: int = 32,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.3,
+    eval_every: int = 200,
+    patience: int = 6,
+    min_delta: float = 0.005,
+    preprocess: str = "rank",
+    alpha_logit: float = 0.0,
+    seed: int = 0,
+    device: str = "auto",
+    progress: bool = False,
+    warn: bool = True,
+) -> MIEstimate:
+    r"""Estimate a lower bound on :math:`I(X;Y)` in nats from paired samples ``x: [N, dx]``, ``y: [N, dy]``.
+
+    Why each step (the defaults are measured, ``benchmarks/results/estimate_benchmark.json``):
+
+    * ``preprocess="rank"`` maps every coordinate to normal scores through its empirical CDF, in float64
+      (MI is unchanged by monotone maps of each coordinate); ``"standardize"`` only centres and scales.
+    * A ``critic`` (``"separable"``, ``"concat"``, ``"bilinear"``; sizes ``hidden_dim``, ``layers``,
+      ``embed_dim``) is trained with ``train_bound``'s objective (``None``: with ``bound`` itself) on
+      minibatches of ``batch_size`` from the training split, for at most ``max_steps`` steps.
+    * Every ``eval_every`` steps ``bound`` is evaluated on the validation split (``val_fraction``);
+      training stops when it has not improved by ``min_delta`` for ``patience`` checks, and the best
+      critic is kept. Its additive constant is set on the validation split too, so that
+      :math:`\mathbb{E}_{p(x)p(y)}e^{f}` is one there (this makes NWJ as tight as DV for that critic).
+    * ``bound`` is then averaged over blocks of ``eval_batch_size`` pairs of the test split
+      (``test_fraction``); ``stderr`` is the standard error over the blocks. InfoNCE cannot exceed
+      ``log(eval_batch_size)``; NWJ with a critic fixed before the test split is seen is a lower bound in
+      expectation, DV and SMILE are not strict ones.
+
+    ``result.diagnostics`` says whether training converged, how close the estimate is to the bound's cap
+    and to :math:`\log N_\mathrm{test}`, and the bound on training data against held-out data; with
+    ``warn=True`` a ``UserWarning`` names every reason not to trust the number. ``result.plot()`` shows it.
+    Every argument is checked; bad ones raise ``ValueError``.
 
     >>> res = estimate_mi(x, y)            # doctest: +SKIP
     >>> res.estimate, res.stderr           # doctest: +SKIP
     """
     spec = get_bound(bound)
-    if critic not in ("separable", "concat"):
-        raise ValueError(f"unknown critic {critic!r}; valid critics: separable, concat")
-    x, y = _as_2d(x, "x"), _as_2d(y, "y")
-    if x.shape[0] != y.shape[0]:
-        raise ValueError(f"x and y must have the same number of samples, got {x.shape[0]} and {y.shape[0]}")
-    if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
-    n = x.shape[0]
-    n_test = int(round(n * test_fraction))
-    if batch_size < 2 or n - n_test < batch_size or n_test < batch_size:
-        raise ValueError(f"N={n} samples are too few for batch_size={batch_size} with test_fraction={test_fraction}: "
-                         f"both splits need at least one batch (N >= {math.ceil(batch_size / min(test_fraction, 1 - test_fraction))})")
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
-    if preprocess not in PREPROCESS:
+    train_spec = spec if train_bound is None else get_bound(train_bound)
+    if spec.needs_baseline and not train_spec.needs_baseline:
+        raise ValueError(
+            f"bound={spec.name!r} needs a learned baseline a(y) that train_bound={train_spec.name!r} "
+            f"does not train; use train_bound=None or a bound without a baseline"
+        )
+    max_steps = _int("max_steps", max_steps, 1)
+    batch_size = _int("batch_size", batch_size, 2)
+    eval_batch_size = _int("eval_batch_size", eval_batch_size, MIN_BLOCK)
+    hidden_dim = _int("hidden_dim", hidden_dim, 1)
+    layers = _int("layers", layers, 1)
+    embed_dim = _int("embed_dim", embed_dim, 1)
+    eval_every = _int("eval_every", eval_every, 1)
+    patience = _int("patience", patience, 1)
+    seed = _int("seed", seed, 0)
+    lr = _float("lr", lr, 0.0, math.inf)
+    min_delta = _float("min_delta", min_delta, 0.0, math.inf, lo_open=False)
+    alpha_logit = _float("alpha_logit", alpha_logit, -math.inf, math.inf)
+    test_fraction = _float("test_fraction", test_fraction, 0.0, 1.0)
+    val_fraction = _float("val_fraction", val_fraction, 0.0, 1.0)
+    if test_fraction + val_fraction >= 1.0:
+        raise ValueError(f"test_fraction + val_fraction must be below 1, got {test_fraction} + {val_fraction}")
+    if not isinstance(preprocess, str) or preprocess not in PREPROCESS:
         raise ValueError(f"unknown preprocess {preprocess!r}; valid: {', '.join(PREPROCESS)}")
+    if not isinstance(device, str):
+        raise ValueError(f"device must be a string such as 'auto', 'cpu' or 'cuda', got {device!r}")
+    for name, flag in (("progress", progress), ("warn", warn)):
+        if not isinstance(flag, bool):
+            raise ValueError(f"{name} must be True or False, got {flag!r}")
+    sizes = {"hidden_dim": hidden_dim, "layers": layers, "embed_dim": embed_dim}
+    from .critics import critic_sizes  # the size keywords this critic takes
+
+    sizes = {k: v for k, v in sizes.items() if k in critic_sizes(critic)}  # unknown critic names raise here
+    xa, ya = _as_2d(x, "x"), _as_2d(y, "y")
+    n = xa.shape[0]
+    if ya.shape[0] != n:
+        raise ValueError(f"x and y must have the same number of samples, got {n} and {ya.shape[0]}")
+    n_train, n_val, n_test = _split_sizes(n, test_fraction, val_fraction)
+    need = min_samples(batch_size, eval_batch_size, test_fraction, val_fraction)
+    if n < need:
+        raise ValueError(
+            f"N={n} samples are too few: with batch_size={batch_size}, test_fraction={test_fraction} and "
+            f"val_fraction={val_fraction} estimate_mi needs N >= {need} (one training batch and two "
+            f"blocks of >= {MIN_BLOCK} pairs in each held-out split); lower batch_size or pass more "
+            f"samples"
+        )
     dev = resolve_device(device)
+
+    # splits and preprocessing, all in float64; the cast to float32 comes last
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(n)
+    tr, va, te = perm[:n_train], perm[n_train : n_train + n_val], perm[n_train + n_val :]
+    prep = PREPROCESS[preprocess]
+    x_tr, x_va, x_te = (torch.as_tensor(a, dtype=torch.float32, device=dev) for a in prep(xa[tr], xa[va], xa[te]))
+    y_tr, y_va, y_te = (torch.as_tensor(a, dtype=torch.float32, device=dev) for a in prep(ya[tr], ya[va], ya[te]))
+    k_val, k_test = _blocks(n_val, eval_batch_size), _blocks(n_test, eval_batch_size)
+
     gen = torch.Generator().manual_seed(seed)
-    perm = torch.randperm(n, generator=gen)
-    test_idx, train_idx = perm[:n_test], perm[n_test:]
-    x_tr, x_te = PREPROCESS[preprocess](x[train_idx], x[test_idx])
-    y_tr, y_te = PREPROCESS[preprocess](y[train_idx], y[test_idx])
-    x_tr, y_tr, x_te, y_te = (t.to(dev) for t in (x_tr, y_tr, x_te, y_te))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        f = (SeparableCritic(x.shape[1], y.shape[1], hidden_dim, layers, embed_dim) if critic == "separable"
-             else ConcatCritic(x.shape[1], y.shape[1], hidden_dim, layers)).to(dev)
-        base = BaselineMLP(y.shape[1], hidden_dim, layers).to(dev) if spec.needs_baseline else None
+        f = make_critic(critic, xa.shape[1], ya.shape[1], **sizes).to(dev)
+        base = BaselineMLP(ya.shape[1], hidden_dim, layers).to(dev) if train_spec.needs_baseline else None
     params = list(f.parameters()) + ([] if base is None else list(base.parameters()))
-    opt = torch.optim.Adam(params, lr=lr)
-    alpha = torch.tensor(0.0, device=dev)  # alpha = 1/2 for bound="interpolated"
-    history, state = np.empty(steps), None
-    from tqdm.auto import trange
-    for step in trange(steps, disable=not progress, desc=f"estimate_mi ({bound})"):
-        idx = torch.randint(len(x_tr), (batch_size,), generator=gen).to(dev)
-        xb, yb = x_tr[idx], y_tr[idx]
-        value, state = spec.train_value(f(xb, yb), None if base is None else base(yb), alpha, state)
-        opt.zero_grad(set_to_none=True)
-        (-value).backward()
-        opt.step()
-        history[step] = value.item()
-    values = []
+    opt = make_adam(params, lr)
+    alpha = torch.tensor(alpha_logit, device=dev)
+
+    def held_out(xs: torch.Tensor, ys: torch.Tensor, k: int, shift: Optional[float]) -> Tuple[np.ndarray, float]:
+        with torch.no_grad():
+            blocks = _scores_blocks(f, xs, ys, k)
+            if shift is None:  # the constant that makes E_q e^f = 1 on these blocks, then the bound's own offset
+                shift = spec.optimal_offset - _log_partition(blocks)
+            return _block_values(spec, blocks, shift, base, ys, alpha), shift
+
+    history = np.empty(max_steps)
+    val_steps: List[int] = []
+    val_history: List[float] = []
+    best = (-math.inf, 0, [p.detach().clone() for p in params])
+    state: Optional[torch.Tensor] = None
+    bad_checks, step = 0, 0
+    from tqdm.auto import tqdm
+
+    with tqdm(total=max_steps, disable=not progress, desc=f"estimate_mi ({train_spec.name} -> {spec.name})") as bar:
+        for step in range(1, max_steps + 1):
+            idx = torch.randint(n_train, (batch_size,), generator=gen).to(dev)
+            value, state = train_step(train_spec, f, base, opt, x_tr[idx], y_tr[idx], alpha, state)
+            history[step - 1] = float(value)
+            bar.update(1)
+            if step % eval_every == 0 or step == max_steps:
+                v = float(np.mean(held_out(x_va, y_va, k_val, None)[0]))
+                val_steps.append(step)
+                val_history.append(v)
+                if v > best[0] + min_delta or not math.isfinite(best[0]):
+                    best, bad_checks = (v, step, [p.detach().clone() for p in params]), 0
+                else:
+                    bad_checks += 1
+                    if bad_checks >= patience:
+                        break
+    history = history[:step]
     with torch.no_grad():
-        for start in range(0, len(x_te) - batch_size + 1, batch_size):
-            xb, yb = x_te[start: start + batch_size], y_te[start: start + batch_size]
-            values.append(spec.train_value(f(xb, yb), None if base is None else base(yb), alpha, state)[0].item())
-    values = np.asarray(values)
-    stderr = float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 else float("nan")
-    settings = dict(bound=bound, critic=critic, steps=steps, batch_size=batch_size, lr=lr, hidden_dim=hidden_dim,
-                    layers=layers, embed_dim=embed_dim, test_fraction=test_fraction, preprocess=preprocess,
-                    seed=seed, device=str(dev),
-                    n_train=len(x_tr), n_test=len(x_te), n_test_batches=len(values))
-    return MIEstimate(float(values.mean()), stderr, history, settings)
+        for p, b in zip(params, best[2]):
+            p.copy_(b)
+    _, shift = held_out(x_va, y_va, k_val, None)
+    values, _ = held_out(x_te, y_te, k_test, shift)
+    train_values, _ = held_out(x_tr[:n_test], y_tr[:n_test], k_test, shift)
+    estimate = float(values.mean())
+    stderr = float(values.std(ddof=1) / math.sqrt(len(values)))
+    settings: Dict[str, Any] = dict(
+        bound=spec.name,
+        train_bound=train_spec.name,
+        critic=critic,
+        max_steps=max_steps,
+        batch_size=batch_size,
+        eval_batch_size=eval_batch_size,
+        lr=lr,
+        hidden_dim=hidden_dim,
+        layers=layers,
+        embed_dim=embed_dim,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        eval_every=eval_every,
+        patience=patience,
+        min_delta=min_delta,
+        preprocess=preprocess,
+        alpha_logit=alpha_logit,
+        seed=seed,
+        device=str(dev),
+        n_train=n_train,
+        n_val=n_val,
+        n_test=n_test,
+        test_block=k_test,
+        n_test_blocks=len(values),
+        steps_run=step,
+        best_step=best[1],
+        shift=shift,
+    )
+    diag = diagnose(
+        estimate=estimate,
+        stderr=stderr,
+        train_value=float(train_values.mean()),
+        val_steps=np.asarray(val_steps),
+        val_history=np.asarray(val_history),
+        max_steps=max_steps,
+        steps_run=step,
+        cap=spec.cap(k_test, alpha_logit),
+        n_test=n_test,
+        identical=_identical(xa, ya),
+        min_delta=min_delta,
+        patience=patience,
+    )
+    if warn and diag.reasons:
+        warnings.warn(
+            "estimate_mi: do not trust this number as it stands: " + "; ".join(diag.reasons), UserWarning, stacklevel=2
+        )
+    return MIEstimate(estimate, stderr, history, settings, diag, np.asarray(val_steps), np.asarray(val_history))
+
+
+def _identical(x: np.ndarray, y: np.ndarray) -> bool:
+    """Whether some column of y is a copy of a column of x up to a monotone map (then MI is infinite)."""
+    if x.shape[0] < 3:
+        return False
+    ox = np.argsort(np.argsort(x, axis=0, kind="stable"), axis=0, kind="stable")
+    oy = np.argsort(np.argsort(y, axis=0, kind="stable"), axis=0, kind="stable")
+    for i in range(x.shape[1]):
+        if len(np.unique(x[:, i])) < 0.5 * x.shape[0]:
+            continue  # discrete columns can share ranks honestly
+        for j in range(y.shape[1]):
+            if np.array_equal(ox[:, i], oy[:, j]) or np.array_equal(ox[:, i], x.shape[0] - 1 - oy[:, j]):
+                return True
+    return False
