@@ -34,6 +34,13 @@ start=$(date +%s)
 status=${PIPESTATUS[0]}
 secs=$(( $(date +%s) - start ))
 warnings=$(grep -cE "(WARNING|ERROR|CRITICAL):" "$LOG" || true)
+shopt -s nullglob
+failed=(book/executed/failed/*.json)
+shopt -u nullglob  # the CDN check below passes --include=*.html unquoted
+if [[ ${#failed[@]} -gt 0 ]]; then
+  names=$(for f in "${failed[@]}"; do basename "$f" .json; done | tr '\n' ' ')
+  echo "build_book: the last run of ${#failed[@]} notebook(s) failed, their pages carry a warning box: ${names}" >&2
+fi
 echo "build_book: jb exit status $status, $warnings warning/error lines, ${secs}s (log: $LOG)"
 if [[ "$status" -ne 0 ]]; then
   exit "$status"
@@ -49,11 +56,5 @@ if grep -rlE "$CDN_RE" _build/html --include=*.html >/dev/null 2>&1; then
   echo "build_book: a built page loads something from a CDN:" >&2
   grep -rloE "$CDN_RE" _build/html --include=*.html >&2
   exit 1
-fi
-shopt -s nullglob
-failed=(book/executed/failed/*.json)
-if [[ ${#failed[@]} -gt 0 ]]; then
-  names=$(for f in "${failed[@]}"; do basename "$f" .json; done | tr '\n' ' ')
-  echo "build_book: the last run of ${#failed[@]} notebook(s) failed, their pages carry a warning box: ${names}" >&2
 fi
 exit 0

@@ -10,6 +10,7 @@ its marker appears, changes or goes, so an incremental build never keeps a stale
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -33,17 +34,24 @@ def _stamp(srcdir: str, docname: str) -> float | None:
         return None
 
 
+def _when(iso: Any) -> str:
+    try:
+        return datetime.fromisoformat(str(iso)).astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    except ValueError:
+        return "at an unknown time" if not iso else str(iso)
+
+
 def warning_box(info: dict[str, Any]) -> nodes.admonition:
     """The admonition for a failure marker's contents (``reproduce._settle`` writes them)."""
     stem = info.get("notebook", "?")
     status = " ".join(str(info.get("status", "failed")).split())
     if len(status) > STATUS_CHARS:
         status = status[: STATUS_CHARS - 3] + "..."
-    run = f"{info.get('finished') or 'at an unknown time'}, profile {info.get('profile')}, device {info.get('device')}"
+    run = f"{_when(info.get('finished'))}, profile {info.get('profile')}, device {info.get('device')}"
     page = info.get("page")
     if page == "previous":
         shows = (
-            f"This page shows the previous successful run (written {info.get('previous_ok') or 'earlier'}). "
+            f"This page shows the previous successful run (written {_when(info.get('previous_ok'))}). "
             "Figures this notebook had already rewritten before it stopped come from the failed run."
         )
     elif page == "failed":
