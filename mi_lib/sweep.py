@@ -141,9 +141,11 @@ def train_chunk(
     dtype: torch.dtype,
     progress: bool,
     compute_dtype: Optional[torch.dtype] = None,
+    steps: Optional[int] = None,
 ) -> np.ndarray:
     """Train one chunk of runs of one architecture together, from their initial ``(critic, baseline)``
-    ``modules``; returns the per-step estimates ``[R, steps]`` in the caller's run order."""
+    ``modules``; returns the per-step estimates ``[R, steps]`` in the caller's run order. ``steps``: stop after
+    the schedule's first ``steps`` steps (the same batches and numbers as the full run's first steps)."""
     first = configs[0]
     # runs sorted by bound (stable), so each bound's runs are one contiguous slice of the stack
     # (the bound stage takes views of the scores, and its gradients join back with one cat)
@@ -167,9 +169,10 @@ def train_chunk(
     base_stream = run_stream[with_base] if with_base else None
     stage = BoundStage(configs, dev, dtype)
     states: List[Optional[torch.Tensor]] = [None] * len(stage.groups)
-    estimates = torch.empty(len(mi), len(configs), dtype=dtype, device=dev)
-    with progress_bar(len(mi), f"sweep {first.critic} x{len(configs)}", progress) as bar:
-        for step in range(len(mi)):
+    n_steps = len(mi) if steps is None else min(steps, len(mi))
+    estimates = torch.empty(n_steps, len(configs), dtype=dtype, device=dev)
+    with progress_bar(n_steps, f"sweep {first.critic} x{len(configs)}", progress) as bar:
+        for step in range(n_steps):
             if len(streams) == 1:
                 x, y = streams[0].batch(step)
                 x_r, y_r = x.expand(len(configs), *x.shape), y.expand(len(configs), *y.shape)  # no copies

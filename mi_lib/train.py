@@ -154,6 +154,7 @@ def train_sweep(
     progress: bool = True,
     memory_budget_mb: Optional[float] = None,
     compute_dtype: Optional[torch.dtype] = None,
+    steps: Optional[int] = None,
 ) -> SweepResult:
     """Train runs of one architecture together; chunked automatically when they do not fit in memory.
 
@@ -164,7 +165,8 @@ def train_sweep(
     ``compute_dtype=torch.bfloat16`` runs the critics' and baselines' layers in bfloat16 on
     copies of the weights; the weights, Adam and the bounds stay in ``dtype``. ``None`` (the
     default): everything in ``dtype``. What bfloat16 does to the Fig. 2 estimates is measured in
-    ``benchmarks/bench_precision_fig2.py``.
+    ``benchmarks/bench_precision_fig2.py``. ``steps``: train only the schedule's first ``steps`` steps, which
+    are the full run's first steps exactly (what ``reproduce --verify`` recomputes).
     """
     configs = list(configs)
     if not configs:
@@ -183,12 +185,12 @@ def train_sweep(
     chunks = plan_chunks(configs, dev, memory_budget_mb)
     t0 = time.perf_counter()
     results = [
-        train_chunk(c, [build_modules(r, dtype) for r in c], dev, dtype, progress, compute_dtype) for c in chunks
+        train_chunk(c, [build_modules(r, dtype) for r in c], dev, dtype, progress, compute_dtype, steps) for c in chunks
     ]
     return SweepResult(
         configs,
         np.concatenate(results),
-        mi_schedule(configs[0].mi_levels, configs[0].steps_per_level),
+        mi_schedule(configs[0].mi_levels, configs[0].steps_per_level)[: results[0].shape[1]],
         time.perf_counter() - t0,
         peak_memory_mb(dev),
         len(chunks),

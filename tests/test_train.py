@@ -186,3 +186,12 @@ def test_compute_dtype_is_checked():
     for bad in (torch.int32, "bfloat16"):
         with pytest.raises(ValueError, match="compute_dtype"):
             train_sweep(runs, device="cpu", progress=False, compute_dtype=bad)
+
+
+def test_the_first_steps_of_a_sweep_are_the_full_runs_first_steps():
+    """train_sweep(steps=n) (what reproduce --verify recomputes) gives exactly the full run's first n steps."""
+    runs = _runs("separable")[:4]
+    full = train_sweep(runs, device="cpu", dtype=torch.float64, progress=False)
+    head = train_sweep(runs, device="cpu", dtype=torch.float64, progress=False, steps=7)
+    assert head.estimates.shape == (4, 7) and len(head.mi) == 7
+    np.testing.assert_array_equal(head.estimates, full.estimates[:, :7])

@@ -169,13 +169,33 @@ def _chunk(
             force=force,
             name=f"fig2-{chunk[0].critic}",
         )
-    path = Path(archive_dir) / f"{chunk[0].critic}-{A.config_hash(key)}.npz"
+    path = chunk_path(cfg, chunk, archive_dir)
     if not force and A.has_entry(path, key):
         return A.load_entry(path)[0]
     res = _train_group(list(chunk), cfg.device, progress, cfg.precision)
     res["estimates"] = A.as_float32(res["estimates"])
     A.save_entry(path, res, A.provenance(profile, key, resolve_device(cfg.device), res["seconds"]))
     return res
+
+
+class MissingChunks(FileNotFoundError):
+    """Some chunks of a figure are not archived yet (``missing``: their run lists, ``total``: all chunks)."""
+
+    def __init__(self, message: str, missing: List[List[RunConfig]], total: int):
+        super().__init__(message)
+        self.missing, self.total = missing, total
+
+
+def chunk_path(cfg: Fig2Config, chunk: List[RunConfig], archive_dir: Path) -> Path:
+    """Where a chunk is archived: named by its critic and the hash of its runs' configuration."""
+    return Path(archive_dir) / f"{chunk[0].critic}-{A.config_hash(_GroupKey(tuple(chunk), cfg.precision))}.npz"
+
+
+def missing_chunks(cfg: Fig2Config, archive_dir: Path) -> List[List[RunConfig]]:
+    """The chunks of ``cfg`` with no finished entry in ``archive_dir``."""
+    return [
+        c for c in chunks(cfg) if not A.has_entry(chunk_path(cfg, c, archive_dir), _GroupKey(tuple(c), cfg.precision))
+    ]
 
 
 def run(
@@ -185,12 +205,14 @@ def run(
     progress: bool = True,
     archive_dir: Optional[Path] = None,
     profile: str = "",
+    archived_only: bool = False,
 ) -> Dict:
     """Train the whole figure. Returns ``{"mi", "labels", "tasks", "critics", "estimates" [R, T], "seconds", ...}``.
 
     Each chunk of a sweep (the runs trained together) is saved as it finishes, so an interrupted figure
     keeps every finished chunk: in the cache, or, with ``archive_dir``, in the results archive
-    (:mod:`mi_lib.archive`; ``profile`` is recorded in each chunk's provenance).
+    (:mod:`mi_lib.archive`; ``profile`` is recorded in each chunk's provenance). ``archived_only``:
+    never train; a chunk missing from the archive raises :class:`MissingChunks`.
     """
     runs = run_configs(cfg)
     mi = mi_schedule(cfg.run.mi_levels, cfg.run.steps_per_level)
@@ -198,6 +220,12 @@ def run(
     seconds = np.zeros(len(runs))
     peak = 0.0
     todo = chunks(cfg)
+    if archived_only:
+        if archive_dir is None:
+            raise ValueError("archived_only needs archive_dir")
+        missing = missing_chunks(cfg, archive_dir)
+        if missing:
+            raise MissingChunks(f"{len(missing)} of {len(todo)} chunks are not in {archive_dir}", missing, len(todo))
     with tqdm(total=len(todo), desc="fig2 sweeps", disable=not progress or len(todo) < 2, leave=False) as bar:
         for chunk in todo:
             res = _chunk(cfg, chunk, cache_dir, force, progress, archive_dir, profile)

@@ -1,0 +1,174 @@
+"""Publishing paper-scale results into the archive, checking them, and labelling them for the book.
+
+``python -m mi_lib reproduce --publish fig2 --profile paper`` computes what is missing of a figure's
+archive entry (chunk by chunk, each kept as it finishes) and writes the entry's summary;
+``--verify fig2`` recomputes a cheap slice (the first steps of one archived chunk) with today's
+code on the CPU and compares. The chapters draw the archived figure with the same figure
+function as the reader's own run, titled by :func:`provenance_label`. Only Fig. 2 is archived so
+far; the other figures join with their paper-profile runs.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+
+from . import archive as A
+from .cache import code_version, save_json
+from .experiments import gaussian as G
+from .profiles import override
+from .train import train_sweep
+
+FIG2 = "fig2_gaussian_estimates"
+VERIFY_TOLERANCE = 1e-3  # nats: float32 sums taken in another order (thread count, BLAS) after a few hundred steps
+
+
+def fig2_dir(profile: str, root: Path = A.ARCHIVE_DIR) -> Path:
+    """``results/fig2_gaussian_estimates/<profile>/``."""
+    return Path(root) / FIG2 / profile
+
+
+def _chunk_provenance(profile: str, root: Path) -> List[Dict[str, Any]]:
+    return [json.loads(p.read_text()) for p in sorted((fig2_dir(profile, root) / "chunks").glob("*.json"))]
+
+
+@dataclass
+class Archived:
+    """An archived figure's numbers with what the book says about them."""
+
+    results: Dict[str, Any]
+    label: str  # where, how and when it was computed
+    stale: List[str]  # reasons the entry may no longer match the code or the config; empty: current
+
+
+def provenance_label(profile: str, provs: List[Dict[str, Any]], steps: int) -> str:
+    """One line: profile, steps, device(s), minutes, date(s), commit(s)."""
+    devices = sorted({p.get("device_name", "?") for p in provs})
+    minutes = sum(float(p.get("seconds", 0.0)) for p in provs) / 60
+    dates = sorted(p.get("date", "?")[:10] for p in provs)
+    commits = sorted({p.get("git_commit", "?")[:7] for p in provs})
+    when = dates[0] if dates[0] == dates[-1] else f"{dates[0]} to {dates[-1]}"
+    return (
+        f"{profile} profile, {steps:,} steps a run, computed on {' + '.join(devices)} in {minutes:.0f} min, "
+        f"{when}, commit {', '.join(commits)}"
+    )
+
+
+def complete_critics(profile: str = "paper", root: Path = A.ARCHIVE_DIR) -> Tuple[str, ...]:
+    """The critics whose runs are all archived (a figure can be shown for them while the rest computes)."""
+    cfg = override(G.CONFIGS[profile], device="cpu")
+    missing = G.missing_chunks(cfg, fig2_dir(profile, root) / "chunks")
+    return tuple(c for c in cfg.critics if not any(m[0].critic == c for m in missing))
+
+
+def load_fig2(profile: str = "paper", root: Path = A.ARCHIVE_DIR, partial: bool = False) -> Archived:
+    """The archived Fig. 2 of ``profile`` (never trains); :class:`mi_lib.experiments.gaussian.MissingChunks`
+    when chunks are missing. ``partial``: the critics that are complete (the label says so)."""
+    cfg = override(G.CONFIGS[profile], device="cpu")
+    note = ""
+    if partial:
+        done = complete_critics(profile, root)
+        if done and done != cfg.critics:
+            cfg = override(cfg, critics=done)
+            note = f"; {', '.join(done)} critic only, the others are still computing"
+    results = G.run(cfg, archive_dir=fig2_dir(profile, root) / "chunks", archived_only=True, progress=False)
+    wanted = {A.config_hash(G._GroupKey(tuple(c), cfg.precision)) for c in G.chunks(cfg)}
+    provs = [p for p in _chunk_provenance(profile, root) if p.get("config_hash") in wanted]
+    stale = []
+    if any(p.get("code_version") != code_version() for p in provs):
+        stale.append(
+            "the code has changed since it was computed (`python -m mi_lib reproduce --verify fig2` "
+            "recomputes a slice and compares)"
+        )
+    return Archived(results, provenance_label(profile, provs, results["estimates"].shape[1]) + note, stale)
+
+
+def archive_status(profile: str = "paper", root: Path = A.ARCHIVE_DIR) -> Tuple[int, int, List[str]]:
+    """``(archived chunks, all chunks, stale chunk files)``: files of another configuration are stale."""
+    cfg = override(G.CONFIGS[profile], device="cpu")
+    chunk_dir = fig2_dir(profile, root) / "chunks"
+    total = len(G.chunks(cfg))
+    missing = len(G.missing_chunks(cfg, chunk_dir))
+    wanted = {G.chunk_path(cfg, c, chunk_dir).name for c in G.chunks(cfg)}
+    other = sorted(p.name for p in chunk_dir.glob("*.npz") if p.name not in wanted) if chunk_dir.exists() else []
+    return total - missing, total, other
+
+
+def publish_fig2(
+    profile: str = "paper", device: str = "auto", root: Path = A.ARCHIVE_DIR, progress: bool = True
+) -> Path:
+    """Compute the chunks still missing (each archived as it finishes), then write ``entry.json``: the
+    provenance of the whole figure and the archive's size."""
+    cfg = override(G.CONFIGS[profile], device=device)
+    out = fig2_dir(profile, root)
+    G.run(cfg, archive_dir=out / "chunks", profile=profile, progress=progress)
+    provs = [
+        p
+        for p in _chunk_provenance(profile, root)
+        if p.get("config_hash") in {A.config_hash(G._GroupKey(tuple(c), cfg.precision)) for c in G.chunks(cfg)}
+    ]
+    size = sum(p.stat().st_size for p in (out / "chunks").iterdir())
+    entry = {
+        "notebook": FIG2,
+        "profile": profile,
+        "config": A.config_to_dict(cfg),
+        "config_hash": A.config_hash(cfg),
+        "chunks": len(provs),
+        "seconds": sum(float(p["seconds"]) for p in provs),
+        "devices": sorted({p["device_name"] for p in provs}),
+        "git_commits": sorted({p["git_commit"] for p in provs}),
+        "torch": sorted({p["torch"] for p in provs}),
+        "dates": sorted(p["date"] for p in provs),
+        "bytes": size,
+        "label": provenance_label(profile, provs, cfg.run.steps_per_level * len(cfg.run.mi_levels)),
+    }
+    save_json(out / "entry.json", entry)
+    return out / "entry.json"
+
+
+def verify_fig2(
+    profile: str = "paper", steps: int = 300, root: Path = A.ARCHIVE_DIR, tolerance: float = VERIFY_TOLERANCE
+) -> Dict[str, Any]:
+    """Recompute the first ``steps`` steps of the cheapest archived chunk on the CPU and compare.
+
+    Bit-identical is expected on the machine and thread count that computed it; elsewhere float32
+    sums taken in another order differ by far less than ``tolerance``.
+    """
+    cfg = override(G.CONFIGS[profile], device="cpu")
+    chunk_dir = fig2_dir(profile, root) / "chunks"
+    present = [c for c in G.chunks(cfg) if c not in G.missing_chunks(cfg, chunk_dir)]
+    if not present:
+        raise FileNotFoundError(f"no archived chunk of Fig. 2 ({profile}) in {chunk_dir}")
+    chunk = min(present, key=lambda c: (c[0].critic != "separable", len(c)))
+    archived, prov = A.load_entry(G.chunk_path(cfg, chunk, chunk_dir))
+    n = min(steps, archived["estimates"].shape[1])
+    again = train_sweep(chunk, device="cpu", progress=False, steps=n).estimates
+    diff = float(np.max(np.abs(again - archived["estimates"][:, :n])))
+    return {
+        "chunk": G.chunk_path(cfg, chunk, chunk_dir).name,
+        "runs": len(chunk),
+        "steps": n,
+        "max_abs_diff": diff,
+        "identical": diff == 0.0,
+        "tolerance": tolerance,
+        "passed": diff <= tolerance,
+        "archived_with": prov.get("git_commit"),
+        "threads": torch.get_num_threads(),
+    }
+
+
+def placeholder_text(profile: str = "paper", root: Path = A.ARCHIVE_DIR) -> Optional[str]:
+    """What the chapter says instead of the archived figure when it is incomplete, or ``None``."""
+    done, total, other = archive_status(profile, root)
+    if done == total:
+        return None
+    note = f" ({len(other)} chunk files of another configuration are stale)" if other else ""
+    return (
+        f"The {profile}-profile Fig. 2 is not archived yet: {done} of {total} chunks{note}. "
+        f"`python scripts/archive_fig2.py --profile {profile}` computes the rest."
+    )
