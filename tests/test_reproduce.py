@@ -149,7 +149,7 @@ def test_read_only_output_folder(root, capsys):
 
 
 def test_summary_table_width_is_capped():
-    aten = "failed at cell 4: RuntimeError: " + "Could not run 'aten::empty' with arguments from the 'CUDA' backend. " * 9
+    aten = "failed at cell 4: RuntimeError: " + "Could not run 'aten::empty' with arguments from 'CUDA'. " * 11
     runs = [R.NotebookRun("fig3_bias_variance", "paper", "cuda", 1.0, aten + "\nsecond line")]
     lines = R.format_table(runs).splitlines()
     assert len(lines) == 4 and max(len(line) for line in lines) <= 150  # was 640 wide
