@@ -172,3 +172,27 @@ def placeholder_text(profile: str = "paper", root: Path = A.ARCHIVE_DIR) -> Opti
         f"The {profile}-profile Fig. 2 is not archived yet: {done} of {total} chunks{note}. "
         f"`python scripts/archive_fig2.py --profile {profile}` computes the rest."
     )
+
+
+def fig2_paper_figure(
+    plot: Any, summarise: Any, profile: str = "paper", root: Path = A.ARCHIVE_DIR
+) -> Tuple[Any, Dict]:
+    """The archived ``profile`` Fig. 2 drawn by ``plot`` (the reader's figure function), titled with its
+    provenance and any stale note; a figure that says what is missing when nothing is archived yet.
+    Returns ``(figure, numbers)`` with ``numbers = summarise(results)`` plus ``label`` and ``stale``."""
+    import matplotlib.pyplot as plt
+
+    try:
+        got = load_fig2(profile, root, partial=True)
+    except G.MissingChunks:
+        fig, ax = plt.subplots(figsize=(8, 1.6))
+        ax.axis("off")
+        text = placeholder_text(profile, root) or ""
+        ax.text(0.5, 0.5, text.replace(": ", ":\n", 1), ha="center", va="center", wrap=True, fontsize=10)
+        return fig, {"label": text, "stale": ["not archived"]}
+    fig = plot(got.results)
+    title = got.label + "".join(f"\nSTALE: {s}" for s in got.stale)
+    fig.suptitle(title, y=1.0, fontsize=9, color="#b00000" if got.stale else "black")
+    numbers = dict(summarise(got.results))
+    numbers.update(label=got.label, stale=got.stale)
+    return fig, numbers

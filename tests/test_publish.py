@@ -63,3 +63,13 @@ def test_incomplete_and_stale_archives_say_so(smoke_archive, tmp_path):
         meta.write_text(json.dumps(prov))
     assert any("code has changed" in s for s in P.load_fig2("smoke", tmp_path / "r", partial=True).stale)
     assert P.placeholder_text("smoke", smoke_archive) is None
+
+
+def test_the_chapters_paper_figure_carries_its_provenance_or_says_what_is_missing(smoke_archive, tmp_path):
+    from mi_lib.figures.gaussian import plot_estimates
+
+    fig, numbers = P.fig2_paper_figure(plot_estimates, G.summary, "smoke", smoke_archive)
+    assert fig._suptitle.get_text().startswith("smoke profile") and numbers["stale"] == []
+    assert "gaussian/concat/NWJ" in numbers
+    fig, numbers = P.fig2_paper_figure(plot_estimates, G.summary, "smoke", tmp_path)  # nothing archived
+    assert "0 of 2 chunks" in numbers["label"] and "not archived yet" in fig.axes[0].texts[0].get_text()
