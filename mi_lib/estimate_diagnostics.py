@@ -1,10 +1,11 @@
 r"""Diagnostics of :func:`mi_lib.estimate_mi`: the reasons a number should not be trusted.
 
 Each check compares the estimate with something it should not be near: its own trend (training had not
-levelled off), the bound's cap (InfoNCE cannot exceed :math:`\log K`), :math:`\log N` of the test split
-(no distribution-free lower bound from :math:`N` samples can certify much more than :math:`\log N`,
-McAllester & Stratos 2020), the bound on training data (overfitting), and x being a copy of y (the MI of
-continuous data is then infinite, so any finite number is wrong).
+levelled off), the spread of the held-out blocks, the sign of the estimate, the bound's cap (InfoNCE
+cannot exceed :math:`\log K`), :math:`\log N` of the test split (no distribution-free lower bound from
+:math:`N` samples can certify much more than :math:`\log N`, McAllester & Stratos 2020), the bound on
+training data (overfitting), and x being a copy of y (the MI of continuous data is then infinite, so any
+finite number is wrong).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ __all__ = ["Diagnostics", "diagnose"]
 
 NEAR_CAP = 0.9  # an estimate above this fraction of a cap is pressed against it
 LOG_N_MARGIN = 1.0  # nats below log N_test where the sample-size limit starts to bite
+NOISY_NATS, NOISY_FRACTION = 0.1, 0.1  # a standard error above both is too noisy to report
 OVERFIT_NATS = 0.15  # training minus held-out value that counts as overfitting (and 3 standard errors)
 
 
@@ -87,6 +89,16 @@ def diagnose(
         reasons.append(
             f"the estimate {estimate:.2f} is close to log N_test = {log_n:.2f}: from {n_test} held-out "
             f"pairs no lower bound can certify much more, so the true MI may be higher"
+        )
+    if math.isfinite(stderr) and stderr > max(NOISY_NATS, NOISY_FRACTION * abs(estimate)):
+        reasons.append(
+            f"the held-out blocks disagree: standard error {stderr:.3f} on an estimate of {estimate:.3f}; "
+            f"a few pairs dominate the bound, use more samples or bound='dv'"
+        )
+    if estimate < -2 * stderr:
+        reasons.append(
+            f"the estimate {estimate:.3f} is below zero by more than two standard errors: the critic "
+            f"generalises worse than a constant, so it says nothing about I(X;Y)"
         )
     gap = train_value - estimate
     if gap > max(OVERFIT_NATS, 3 * stderr):
