@@ -33,8 +33,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="project folder whose notebooks/ run into its book/ and results_cache/ "
         "(default: the checkout mi_lib was installed from)",
     )
+    rep.add_argument(
+        "--publish",
+        action="store_true",
+        help="write the named figures' results-archive entries at --profile (computing missing chunks) "
+        "instead of running notebooks",
+    )
+    rep.add_argument(
+        "--verify",
+        action="store_true",
+        help="recompute a cheap slice of the named figures' archive entries on the CPU and compare",
+    )
     sub.add_parser("list", help="list the figure notebooks")
     args = parser.parse_args(argv)
+    if args.command == "reproduce" and (args.publish or args.verify):
+        return _archive(args.names, "paper" if args.profile == "auto" else args.profile, args.device, args.verify)
 
     from . import reproduce as R
 
@@ -55,6 +68,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     for r in failed:
         print(f"error: {r.notebook} {R.shorten(r.status, 4 * R.STATUS_WIDTH)}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _archive(names: Sequence[str], profile: str, device: str, verify: bool) -> int:
+    """``--publish`` / ``--verify``: only Fig. 2 has an archive so far."""
+    from . import publish as P
+
+    stems = [n for n in names if "fig2_gaussian_estimates".startswith(n) and n] or []
+    if len(stems) != len(names) or not names:
+        print("error: the results archive holds fig2 only so far; name it: reproduce --publish fig2", file=sys.stderr)
+        return 2
+    if verify:
+        try:
+            res = P.verify_fig2(profile)
+        except FileNotFoundError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        how = "identical" if res["identical"] else f"tolerance {res['tolerance']}"
+        print(
+            f"fig2 ({profile}): {res['chunk']}, {res['runs']} runs x {res['steps']} steps recomputed; "
+            f"max |diff| {res['max_abs_diff']:.2e} nats ({how}): {'PASSED' if res['passed'] else 'FAILED'}"
+        )
+        return 0 if res["passed"] else 1
+    print(f"wrote {P.publish_fig2(profile, device=device)}")
+    return 0
 
 
 if __name__ == "__main__":

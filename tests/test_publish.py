@@ -73,3 +73,13 @@ def test_the_chapters_paper_figure_carries_its_provenance_or_says_what_is_missin
     assert "gaussian/concat/NWJ" in numbers
     fig, numbers = P.fig2_paper_figure(plot_estimates, G.summary, "smoke", tmp_path)  # nothing archived
     assert "0 of 2 chunks" in numbers["label"] and "not archived yet" in fig.axes[0].texts[0].get_text()
+
+
+def test_the_command_line_verifies_and_refuses_what_is_not_archived(smoke_archive, monkeypatch, capsys):
+    from mi_lib.__main__ import main
+
+    monkeypatch.setattr(A, "ARCHIVE_DIR", smoke_archive)
+    monkeypatch.setattr(P, "fig2_dir", lambda profile, root=smoke_archive: smoke_archive / P.FIG2 / profile)
+    assert main(["reproduce", "--verify", "fig2", "--profile", "smoke"]) == 0
+    assert "PASSED" in capsys.readouterr().out
+    assert main(["reproduce", "--publish", "fig3", "--profile", "smoke"]) == 2
