@@ -58,7 +58,7 @@ class MIEstimate:
         import matplotlib.pyplot as plt
 
         if ax is None:
-            _, ax = plt.subplots(figsize=(6.4, 3.6))
+            _, ax = plt.subplots(figsize=(6.4, 3.6), layout="constrained")
         steps = np.arange(1, len(self.history) + 1)
         ax.plot(steps, self.history, color="0.75", lw=0.6, label=f"training batches ({self.settings['train_bound']})")
         if len(self.history) >= 20:
