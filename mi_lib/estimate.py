@@ -235,7 +235,7 @@ def estimate_mi(
     x: Any,
     y: Any,
     bound: str = "nwj",
-    train_bound: Optional[str] = "js",
+    train_bound: Optional[str] = None,
     critic: str = "separable",
     max_steps: int = 4000,
     batch_size: int = 128,
@@ -387,6 +387,11 @@ def estimate_mi(
     _, shift = held_out(x_va, y_va, k_val, None)
     values, _ = held_out(x_te, y_te, k_test, shift)
     train_values, _ = held_out(x_tr[:n_test], y_tr[:n_test], k_test, shift)
+    # model selection on the validation split: a critic that never beat a constant there (whose bound is 0)
+    # is replaced by the constant, so independent data give 0, a valid lower bound, not a negative number
+    constant_critic = best[0] <= 0.0 and not spec.needs_baseline
+    if constant_critic:
+        values, train_values = np.zeros_like(values), np.zeros_like(train_values)
     estimate = float(values.mean())
     stderr = float(values.std(ddof=1) / math.sqrt(len(values)))
     settings: Dict[str, Any] = dict(
@@ -417,6 +422,7 @@ def estimate_mi(
         steps_run=step,
         best_step=best[1],
         shift=shift,
+        constant_critic=constant_critic,
     )
     diag = diagnose(
         estimate=estimate,

@@ -196,6 +196,8 @@ def test_independent_data_are_trusted_without_warnings():
         warnings.simplefilter("error")
         res = estimate_mi(rng.standard_normal((3000, 2)), rng.standard_normal((3000, 2)))
     assert res.diagnostics.trustworthy and "not trustworthy" not in str(res)
+    # a critic that does not beat a constant on the validation split is replaced by it: 0, never below
+    assert res.estimate >= 0.0 and (res.estimate > 0.0 or res.settings["constant_critic"])
 
 
 def test_plot_draws_history_estimate_band_and_cap():
