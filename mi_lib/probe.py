@@ -347,7 +347,7 @@ def _fit_chunk(
     return {"w": w, "intercept": intercept, "lo": lo, "scale": scale, "finite": finite, "n_iter": n_iter, "gmax": gmax}
 
 
-def _validate(C: float, tol: float, max_iter: int, history: int) -> None:
+def _validate(C: float, tol: float, max_iter: int, history: int, precond_rows: int) -> None:
     if not (np.isfinite(C) and C > 0):
         raise ValueError(f"C must be a positive finite number, got {C!r}")
     if not (np.isfinite(tol) and tol > 0):
@@ -356,6 +356,8 @@ def _validate(C: float, tol: float, max_iter: int, history: int) -> None:
         raise ValueError(f"max_iter must be at least 1, got {max_iter!r}")
     if int(history) < 1:
         raise ValueError(f"history must be at least 1, got {history!r}")
+    if int(precond_rows) < 0:
+        raise ValueError(f"precond_rows must be >= 0 (0: no preconditioner), got {precond_rows!r}")
 
 
 def _run_probes(
@@ -372,7 +374,7 @@ def _run_probes(
     dtype: torch.dtype,
     max_batch: Optional[int],
 ) -> Tuple[ProbeFit, Optional[np.ndarray]]:
-    _validate(C, tol, max_iter, history)
+    _validate(C, tol, max_iter, history, precond_rows)
     if dtype not in (torch.float32, torch.float64):
         raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
     dev = torch.device(device) if device is not None else torch.device("cpu")
@@ -476,7 +478,9 @@ def fit_probes(
     ``y_train: [N]`` shared by all probes. Each probe minimises
     ``C * sum_i log_loss_i + 0.5 * ||W||^2`` (intercept unpenalised) on its own MinMax-scaled
     features, until ``max |gradient| / (C N) <= tol`` (sklearn lbfgs's ``tol``) or ``max_iter``.
-    Deterministic; runs on ``device`` in chunks of ``max_batch`` probes.
+    Deterministic; runs on ``device`` in chunks of ``max_batch`` probes (default: about 1 GB a
+    chunk). ``history``: L-BFGS pairs kept; ``precond_rows``: about how many (strided) rows
+    estimate the preconditioner's ``X^T X`` (0: no preconditioner).
     """
     fit, _ = _run_probes(
         train_feats, y_train, None, None, C, tol, max_iter, history, precond_rows, device, dtype, max_batch

@@ -145,6 +145,8 @@ def test_string_labels_and_torch_inputs():
         (dict(tol=-1.0), "tol must be"),
         (dict(max_iter=0), "max_iter"),
         (dict(max_batch=0), "max_batch"),
+        (dict(history=0), "history"),
+        (dict(precond_rows=-1), "precond_rows"),
         (dict(dtype=torch.float16), "dtype"),
     ],
 )
