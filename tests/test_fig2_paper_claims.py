@@ -62,6 +62,11 @@ def test_small_alpha_climbs_above_infonce_at_ten_nats(paper):
     assert gap >= 1.0
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="finding at paper scale (book/gaussian.md): TNCE at 2 nats with K = 64 averages 1.82 over the level's "
+    "second half, 0.18 below the truth: InfoNCE's finite-batch bias with the true critic, no training involved",
+)
 def test_tnce_is_near_exact_at_two_nats(paper):
     mi, tnce = paper["mi"], paper["tnce"][list(paper["task_names"]).index("gaussian")]
     idx = np.flatnonzero(mi == 2.0)
@@ -73,6 +78,11 @@ def test_cubic_task_joint_nwj_reaches_two_nats(paper):
     assert abs(_settled(paper, "cubic", "concat", "NWJ", 2.0) - 2.0) < 0.5
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="finding at paper scale (book/gaussian.md): with the caption's cubic W (entries N(0, 1)) the separable "
+    "critic's NWJ and TUBA are -inf from the first step and JS reaches -inf; the Gaussian task's runs are finite",
+)
 def test_every_separable_estimate_is_finite(paper):
     _critic(paper, "separable")
     rows = paper["critics"] == "separable"

@@ -57,9 +57,18 @@ def plot_estimates(results: Dict, span: int = 200, ncols: int = 6) -> plt.Figure
                     for c in ("concat", "separable")
                     if np.any(sel & (results["critics"] == c))
                 ]
+            diverged = []
             for label, values, color in curves:
                 ax.plot(steps, np.clip(values, -5, top + 5), color=color, alpha=0.2, lw=0.6)
                 ax.plot(steps, ema(values, span), color=color, lw=1.2, label="joint" if label == "concat" else label)
+                who = "joint" if label == "concat" else label
+                if not np.isfinite(values).all():  # NaN or inf: the run diverged; say from which step on
+                    first = int(np.argmax(~np.isfinite(values)))
+                    diverged.append((f"{who}: NaN/inf from step {first:,}", color))
+                elif np.median(values) < -1.0:  # finite but off the axis for most of the run
+                    diverged.append((f"{who}: median {np.median(values):.2g} nats", color))
+            for i, (text, color) in enumerate(diverged):
+                ax.text(0.03, 0.92 - 0.12 * i, text, transform=ax.transAxes, fontsize=6.5, color=color, va="top")
             ax.plot(steps, mi, color=COLORS["true"], lw=1.0, label="true MI")
             c = cap(name, k)
             if c is not None:
