@@ -71,6 +71,12 @@ def _ran_with(root, stem):
     return nbformat.read(_executed(root, stem), 4).metadata["papermill"]["parameters"]["profile"]
 
 
+def _default_sigint() -> None:
+    # a child inherits an ignored SIGINT (ipykernel's kernel app ignores it, and so may whatever started the
+    # test run); the command is meant for a terminal, where Ctrl-C is not ignored
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _cli(*args, **kw):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     return subprocess.Popen(
@@ -80,6 +86,7 @@ def _cli(*args, **kw):
         text=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        preexec_fn=_default_sigint,
         **kw,
     )
 
