@@ -71,27 +71,62 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _archive(names: Sequence[str], profile: str, device: str, verify: bool) -> int:
-    """``--publish`` / ``--verify``: only Fig. 2 has an archive so far."""
+    """``--publish`` / ``--verify``: Fig. 2 (trained, in chunks) and Figs. 3 and 4 (Monte Carlo, in cells)."""
     from . import publish as P
+    from . import publish_grid as PG
 
-    stems = [n for n in names if "fig2_gaussian_estimates".startswith(n) and n] or []
-    if len(stems) != len(names) or not names:
-        print("error: the results archive holds fig2 only so far; name it: reproduce --publish fig2", file=sys.stderr)
-        return 2
-    if verify:
-        try:
-            res = P.verify_fig2(profile)
-        except FileNotFoundError as e:
-            print(f"error: {e}", file=sys.stderr)
+    known = {"fig2": "fig2_gaussian_estimates", **{f.name: f.notebook for f in PG.FIGURES.values()}}
+    picked = []
+    for n in names:
+        hits = [k for k, nb in known.items() if n and (k == n or nb.startswith(n))]
+        if len(hits) != 1:
+            print(
+                f"error: {n!r} names no archived figure; the archive holds {', '.join(known)} "
+                f"(e.g. reproduce --publish fig2)",
+                file=sys.stderr,
+            )
             return 2
-        how = "identical" if res["identical"] else f"tolerance {res['tolerance']}"
-        print(
-            f"fig2 ({profile}): {res['chunk']}, {res['runs']} runs x {res['steps']} steps recomputed; "
-            f"max |diff| {res['max_abs_diff']:.2e} nats ({how}): {'PASSED' if res['passed'] else 'FAILED'}"
-        )
-        return 0 if res["passed"] else 1
-    print(f"wrote {P.publish_fig2(profile, device=device)}")
-    return 0
+        picked.append(hits[0])
+    if not picked:
+        print(f"error: name the figures to archive: {', '.join(known)}", file=sys.stderr)
+        return 2
+    status = 0
+    for name in picked:
+        try:
+            if name == "fig2":
+                status = max(status, _fig2(P, profile, device, verify))
+            else:
+                status = max(status, _grid(PG, PG.figure(name), profile, device, verify))
+        except (FileNotFoundError, ValueError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            status = 2
+    return status
+
+
+def _fig2(P, profile: str, device: str, verify: bool) -> int:  # noqa: N803  (a module)
+    if not verify:
+        print(f"wrote {P.publish_fig2(profile, device=device)}")
+        return 0
+    res = P.verify_fig2(profile)
+    how = "identical" if res["identical"] else f"tolerance {res['tolerance']}"
+    print(
+        f"fig2 ({profile}): {res['chunk']}, {res['runs']} runs x {res['steps']} steps recomputed; "
+        f"max |diff| {res['max_abs_diff']:.2e} nats ({how}): {'PASSED' if res['passed'] else 'FAILED'}"
+    )
+    return 0 if res["passed"] else 1
+
+
+def _grid(PG, fig, profile: str, device: str, verify: bool) -> int:  # noqa: N803  (a module)
+    if not verify:
+        print(f"wrote {PG.publish(fig, profile, device=device)}")
+        return 0
+    res = PG.verify(fig, profile)
+    how = "identical" if res["identical"] else f"relative tolerance {res['rtol']:g}"
+    print(
+        f"{fig.name} ({profile}): cell {res['cell']} (K={res['k']}, MI={res['mi']:g}) recomputed; "
+        f"max relative diff {res['max_rel_diff']:.2e} ({how}): {'PASSED' if res['passed'] else 'FAILED'}"
+    )
+    return 0 if res["passed"] else 1
 
 
 if __name__ == "__main__":

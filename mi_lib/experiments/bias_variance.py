@@ -169,27 +169,40 @@ def _summarise(values: np.ndarray, truth: float) -> Dict[str, np.ndarray]:
     }
 
 
-def run(config: BiasVarianceConfig) -> Dict[str, object]:
-    """Fig. 3 results: arrays ``[estimator, batch_size, mi]`` of mean, bias, variance, MSE, stderr."""
-    device = resolve_device(config.device)
+def cell(config: BiasVarianceConfig, k_index: int, mi_index: int, device=None) -> Dict[str, np.ndarray]:
+    """One ``(batch size, MI)`` cell of Fig. 3: mean, bias, variance, MSE and stderr per estimator, ``[E]`` each.
+
+    Its repetitions come from their own generator, seeded by ``(seed, k_index, mi_index)``, so a cell
+    computed alone (the results archive computes them one by one) equals the same cell of :func:`run`.
+    """
+    device = resolve_device(config.device) if device is None else device
     dtype = getattr(torch, config.dtype)
+    k, mi = config.batch_sizes[k_index], config.mi_levels[mi_index]
+    rho = mi_to_rho(mi, config.dim)
+    gen = rep_generator(config.seed, k_index, mi_index, device=device)
+    values = []
+    with torch.no_grad():
+        for c in chunk_sizes(config.n_reps, (3 + len(config.alphas)) * k * k, config.max_elements):
+            x = torch.randn(c, k, config.dim, generator=gen, dtype=dtype, device=device)
+            eps = torch.randn(c, k, config.dim, generator=gen, dtype=dtype, device=device)
+            y = rho * x + math.sqrt(1.0 - rho * rho) * eps
+            values.append(evaluate_estimators(x, y, rho, config.alphas).double().cpu().numpy())
+    return _summarise(np.concatenate(values, axis=1), mi)
+
+
+def cells(config: BiasVarianceConfig) -> List[Tuple[int, int]]:
+    """Every ``(k_index, mi_index)`` of the grid, cheapest (smallest batch) first."""
+    return [(ik, im) for ik in range(len(config.batch_sizes)) for im in range(len(config.mi_levels))]
+
+
+def assemble(config: BiasVarianceConfig, done: Dict[Tuple[int, int], Dict[str, np.ndarray]]) -> Dict[str, object]:
+    """Fig. 3 results from its cells (a cell not in ``done`` stays NaN)."""
     names = estimator_names(config.alphas)
     shape = (len(names), len(config.batch_sizes), len(config.mi_levels))
-    out = {key: np.zeros(shape) for key in ("mean", "bias", "variance", "mse", "stderr")}
-    with torch_threads(config.num_threads), torch.no_grad():
-        for ik, k in enumerate(config.batch_sizes):
-            for im, mi in enumerate(config.mi_levels):
-                rho = mi_to_rho(mi, config.dim)
-                gen = rep_generator(config.seed, ik, im, device=device)
-                values = []
-                for c in chunk_sizes(config.n_reps, (3 + len(config.alphas)) * k * k, config.max_elements):
-                    x = torch.randn(c, k, config.dim, generator=gen, dtype=dtype, device=device)
-                    eps = torch.randn(c, k, config.dim, generator=gen, dtype=dtype, device=device)
-                    y = rho * x + math.sqrt(1.0 - rho * rho) * eps
-                    values.append(evaluate_estimators(x, y, rho, config.alphas).double().cpu().numpy())
-                stats = _summarise(np.concatenate(values, axis=1), mi)
-                for key, v in stats.items():
-                    out[key][:, ik, im] = v
+    out = {key: np.full(shape, np.nan) for key in ("mean", "bias", "variance", "mse", "stderr")}
+    for (ik, im), stats in done.items():
+        for key, v in stats.items():
+            out[key][:, ik, im] = v
     return {
         "estimators": np.array(names),
         "alphas": np.array(config.alphas, dtype=float),
@@ -199,3 +212,11 @@ def run(config: BiasVarianceConfig) -> Dict[str, object]:
         "dim": config.dim,
         **out,
     }
+
+
+def run(config: BiasVarianceConfig) -> Dict[str, object]:
+    """Fig. 3 results: arrays ``[estimator, batch_size, mi]`` of mean, bias, variance, MSE, stderr."""
+    device = resolve_device(config.device)
+    with torch_threads(config.num_threads):
+        done = {key: cell(config, *key, device=device) for key in cells(config)}
+    return assemble(config, done)

@@ -140,36 +140,56 @@ def _cell(config: GradientConfig, k: int, mi: float, gen: torch.Generator, devic
 
 def _best(mse: np.ndarray, alphas: np.ndarray, names: List[str]) -> Dict[str, np.ndarray]:
     """Lowest-MSE alpha per (K, MI): over every estimator (NWJ = 0, InfoNCE = 1) and over the grid only."""
-    best = mse.argmin(0)
-    best_grid = 2 + mse[2:].argmin(0) if mse.shape[0] > 2 else best
-    return {"alpha": alphas[best], "estimator": np.array(names)[best], "alpha_grid": alphas[best_grid]}
+    missing = np.isnan(mse).all(0)  # a cell not computed yet (a partial archive)
+    filled = np.where(np.isnan(mse), np.inf, mse)
+    best = filled.argmin(0)
+    best_grid = 2 + filled[2:].argmin(0) if mse.shape[0] > 2 else best
+    return {
+        "alpha": np.where(missing, np.nan, alphas[best]),
+        "estimator": np.where(missing, "", np.array(names)[best]),
+        "alpha_grid": np.where(missing, np.nan, alphas[best_grid]),
+    }
 
 
-def run(config: GradientConfig) -> Dict[str, object]:
-    """Fig. 4 results: ``grad_mean/grad_var/grad_mse [E, batch, mi]``, ``best_alpha [batch, mi]``.
+GRAD_KEYS = ("grad_mean", "grad_var", "grad_mse", "grad_mean_shared", "grad_var_shared", "grad_mse_shared")
 
-    ``grad_mean``: mean over repetitions and components; ``grad_var``: variance of one
-    component; ``grad_mse``: mean squared error norm. ``*_shared``: the same for the
-    shared (scalar) parameter.
+
+def cell(config: GradientConfig, k_index: int, mi_index: int, device=None) -> Dict[str, np.ndarray]:
+    """One ``(batch size, MI)`` cell of Fig. 4: the six ``grad_*`` statistics per estimator, ``[E]`` each.
+
+    Seeded by ``(seed, k_index, mi_index)`` alone, so a cell computed on its own (as the results archive
+    does) equals the same cell of :func:`run`.
     """
-    device, dtype = resolve_device(config.device), getattr(torch, config.dtype)
+    device = resolve_device(config.device) if device is None else device
+    dtype = getattr(torch, config.dtype)
+    k, mi = config.batch_sizes[k_index], config.mi_levels[mi_index]
+    g = _cell(config, k, mi, rep_generator(config.seed, k_index, mi_index, device=device), device, dtype)
+    t = true_gradient(mi, config.dim)
+    shared = g.sum(-1)  # [E, R]: gradient of one shared rho
+    return {
+        "grad_mean": g.mean((1, 2)),
+        "grad_var": g.var(1, ddof=1).mean(-1),
+        "grad_mse": ((g - t) ** 2).sum(-1).mean(-1),
+        "grad_mean_shared": shared.mean(1),
+        "grad_var_shared": shared.var(1, ddof=1),
+        "grad_mse_shared": ((shared - config.dim * t) ** 2).mean(-1),
+    }
+
+
+def cells(config: GradientConfig) -> List[Tuple[int, int]]:
+    """Every ``(k_index, mi_index)`` of the grid, cheapest (smallest batch) first."""
+    return [(ik, im) for ik in range(len(config.batch_sizes)) for im in range(len(config.mi_levels))]
+
+
+def assemble(config: GradientConfig, done: Dict[Tuple[int, int], Dict[str, np.ndarray]]) -> Dict[str, object]:
+    """Fig. 4 results from its cells (a cell not in ``done`` stays NaN; its best alpha is then NaN / empty)."""
     names, alphas = estimator_names(config.alpha_logits), estimator_alphas(config.alpha_logits)
     shape = (len(names), len(config.batch_sizes), len(config.mi_levels))
-    res = {
-        key: np.zeros(shape)
-        for key in ("grad_mean", "grad_var", "grad_mse", "grad_mean_shared", "grad_var_shared", "grad_mse_shared")
-    }
+    res = {key: np.full(shape, np.nan) for key in GRAD_KEYS}
+    for (ik, im), stats in done.items():
+        for key in GRAD_KEYS:
+            res[key][:, ik, im] = stats[key]
     truth = np.array([true_gradient(mi, config.dim) for mi in config.mi_levels])
-    with torch_threads(config.num_threads):
-        for ik, k in enumerate(config.batch_sizes):
-            for im, mi in enumerate(config.mi_levels):
-                g = _cell(config, k, mi, rep_generator(config.seed, ik, im, device=device), device, dtype)
-                shared, t = g.sum(-1), truth[im]  # [E, R]: gradient of one shared rho
-                cell = (slice(None), ik, im)
-                res["grad_mean"][cell], res["grad_var"][cell] = g.mean((1, 2)), g.var(1, ddof=1).mean(-1)
-                res["grad_mse"][cell] = ((g - t) ** 2).sum(-1).mean(-1)
-                res["grad_mean_shared"][cell], res["grad_var_shared"][cell] = shared.mean(1), shared.var(1, ddof=1)
-                res["grad_mse_shared"][cell] = ((shared - config.dim * t) ** 2).mean(-1)
     best, best_shared = _best(res["grad_mse"], alphas, names), _best(res["grad_mse_shared"], alphas, names)
     return {
         "estimators": np.array(names),
@@ -188,3 +208,16 @@ def run(config: GradientConfig) -> Dict[str, object]:
         "n_reps": config.n_reps,
         "dim": config.dim,
     }
+
+
+def run(config: GradientConfig) -> Dict[str, object]:
+    """Fig. 4 results: ``grad_mean/grad_var/grad_mse [E, batch, mi]``, ``best_alpha [batch, mi]``.
+
+    ``grad_mean``: mean over repetitions and components; ``grad_var``: variance of one
+    component; ``grad_mse``: mean squared error norm. ``*_shared``: the same for the
+    shared (scalar) parameter.
+    """
+    device = resolve_device(config.device)
+    with torch_threads(config.num_threads):
+        done = {key: cell(config, *key, device=device) for key in cells(config)}
+    return assemble(config, done)

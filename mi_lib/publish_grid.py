@@ -1,0 +1,287 @@
+r"""The results archive for the Monte Carlo grid figures: Fig. 3 (bias and variance) and Fig. 4 (gradients).
+
+Nothing is trained in these figures; each ``(batch size K, MI)`` cell is a Monte Carlo average
+whose repetitions come from their own generator, seeded by ``(seed, k_index, mi_index)``. A cell is
+therefore the unit of the archive: ``results/<notebook>/<profile>/cells/k<K>-mi<MI>-<hash>.npz``
+with its provenance, computed one by one (cheapest first) and kept as each finishes, so a long CPU
+run that is interrupted loses at most the cell in progress. The figure is assembled from the
+cells (a cell not computed yet is NaN, and the label says how many are in).
+
+``--verify`` recomputes the cheapest archived cell on the CPU with today's code. The repetitions are
+the same draws, so on the CPU the numbers agree to float32 rounding (sums taken in another order
+with another thread count); the tolerance is relative, :data:`VERIFY_RTOL`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+
+from . import archive as A
+from .cache import code_version, save_json
+from .experiments import bias_variance as BV
+from .experiments import gradients as GR
+from .profiles import override, resolve_device
+from .publish import Archived
+
+VERIFY_RTOL = 1e-4  # relative: float32 sums in another order; a different draw or estimator moves them by percents
+
+
+@dataclass(frozen=True)
+class GridFigure:
+    """A grid figure's archive: its name, notebook folder and experiment module (``CONFIGS``, ``cell``,
+    ``cells``, ``assemble``, ``torch_threads``)."""
+
+    name: str
+    notebook: str
+    module: ModuleType
+    stat: str  # the statistic verify compares (every cell has it)
+
+
+FIGURES: Dict[str, GridFigure] = {
+    "fig3": GridFigure("fig3", "fig3_bias_variance", BV, "mean"),
+    "fig4": GridFigure("fig4", "fig4_gradient_accuracy", GR, "grad_mean"),
+}
+
+
+@dataclass(frozen=True)
+class CellKey:
+    """What one archived cell depends on: the figure's whole configuration and the cell's indices."""
+
+    config: Any
+    k_index: int
+    mi_index: int
+
+
+def figure(name: str) -> GridFigure:
+    """The grid figure called ``name`` (``fig3``, ``fig4`` or a notebook name); ``ValueError`` otherwise."""
+    for fig in FIGURES.values():
+        if name in (fig.name, fig.notebook):
+            return fig
+    raise ValueError(f"no grid figure {name!r}; known: {', '.join(FIGURES)}")
+
+
+def config(fig: GridFigure, profile: str, device: str = "cpu") -> Any:
+    """The profile's configuration as archived: device aside (it is recorded in the provenance)."""
+    if profile not in fig.module.CONFIGS:
+        raise ValueError(f"{fig.name} has no profile {profile!r}; known: {', '.join(fig.module.CONFIGS)}")
+    return override(fig.module.CONFIGS[profile], device=device)
+
+
+def cells_dir(fig: GridFigure, profile: str, root: Path = A.ARCHIVE_DIR) -> Path:
+    """``results/<notebook>/<profile>/cells/``."""
+    return Path(root) / fig.notebook / profile / "cells"
+
+
+def cell_path(fig: GridFigure, cfg: Any, k_index: int, mi_index: int, root: Path, profile: str) -> Path:
+    """The cell's file: readable (K and MI) and keyed by the configuration's hash."""
+    key = A.config_hash(CellKey(override(cfg, device="cpu"), k_index, mi_index))
+    k, mi = cfg.batch_sizes[k_index], cfg.mi_levels[mi_index]
+    return cells_dir(fig, profile, root) / f"k{k}-mi{mi:g}-{key[:12]}.npz"
+
+
+def archived_cells(
+    fig: GridFigure, profile: str, root: Path = A.ARCHIVE_DIR
+) -> Dict[Tuple[int, int], Tuple[Dict[str, Any], Dict[str, Any]]]:
+    """``{(k_index, mi_index): (stats, provenance)}`` of the finished cells of the profile's configuration."""
+    cfg = config(fig, profile)
+    out = {}
+    for ik, im in fig.module.cells(cfg):
+        path = cell_path(fig, cfg, ik, im, root, profile)
+        if A.has_entry(path, CellKey(override(cfg, device="cpu"), ik, im)):
+            out[(ik, im)] = A.load_entry(path)
+    return out
+
+
+def missing_cells(fig: GridFigure, profile: str, root: Path = A.ARCHIVE_DIR) -> List[Tuple[int, int]]:
+    """The cells still to compute, cheapest first."""
+    done = archived_cells(fig, profile, root)
+    return [c for c in fig.module.cells(config(fig, profile)) if c not in done]
+
+
+def compute_cells(
+    fig: GridFigure,
+    profile: str = "paper",
+    device: str = "cpu",
+    root: Path = A.ARCHIVE_DIR,
+    limit: Optional[int] = None,
+    on_cell: Optional[Callable[[Path, int, int], None]] = None,
+    progress: bool = True,
+) -> List[Path]:
+    """Compute and archive the missing cells (at most ``limit``), each written as it finishes.
+
+    ``on_cell(path, done, total)`` runs after each (for example a git commit). Returns the new files.
+    """
+    cfg = config(fig, profile, device)
+    dev = resolve_device(cfg.device)
+    todo = missing_cells(fig, profile, root)[:limit]
+    total, written = len(fig.module.cells(cfg)), []
+    start = total - len(missing_cells(fig, profile, root))
+    for n, (ik, im) in enumerate(todo, 1):
+        t0 = time.perf_counter()
+        stats = fig.module.cell(cfg, ik, im, device=dev)
+        seconds = time.perf_counter() - t0
+        path = cell_path(fig, cfg, ik, im, root, profile)
+        extra = {"figure": fig.name, "k": int(cfg.batch_sizes[ik]), "mi": float(cfg.mi_levels[im])}
+        prov = A.provenance(profile, CellKey(override(cfg, device="cpu"), ik, im), dev, seconds, extra)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        A.save_entry(path, {k: np.asarray(v, dtype=np.float64) for k, v in stats.items()}, prov)
+        written.append(path)
+        if progress:
+            print(
+                f"[{time.strftime('%H:%M:%S')}] {fig.name} {profile}: cell K={extra['k']} MI={extra['mi']:g} "
+                f"in {seconds:.0f} s ({start + n}/{total} archived)",
+                flush=True,
+            )
+        if on_cell is not None:
+            on_cell(path, start + n, total)
+    return written
+
+
+def provenance_label(fig: GridFigure, profile: str, cfg: Any, provs: List[Dict[str, Any]], total: int) -> str:
+    """One line: profile, repetitions, cells archived, device(s), minutes, date(s), commit(s)."""
+    devices = sorted({p.get("device_name", "?") for p in provs})
+    minutes = sum(float(p.get("seconds", 0.0)) for p in provs) / 60
+    dates = sorted(p.get("date", "?")[:10] for p in provs)
+    commits = sorted({p.get("git_commit", "?")[:7] for p in provs})
+    when = dates[0] if dates[0] == dates[-1] else f"{dates[0]} to {dates[-1]}"
+    cells = f"all {total} cells" if len(provs) == total else f"{len(provs)} of {total} cells (the rest still computing)"
+    return (
+        f"{profile} profile, {cfg.n_reps:,} minibatches a cell, {cells}, computed on {' + '.join(devices)} "
+        f"in {minutes:.0f} min, {when}, commit {', '.join(commits)}"
+    )
+
+
+def load(fig: GridFigure, profile: str = "paper", root: Path = A.ARCHIVE_DIR) -> Archived:
+    """The archived figure's results (cells not computed yet are NaN); ``FileNotFoundError`` if none is."""
+    cfg = config(fig, profile)
+    done = archived_cells(fig, profile, root)
+    if not done:
+        raise FileNotFoundError(f"no archived cell of {fig.name} ({profile}) in {cells_dir(fig, profile, root)}")
+    results = fig.module.assemble(cfg, {key: stats for key, (stats, _) in done.items()})
+    provs = [prov for _, prov in done.values()]
+    stale = []
+    if any(p.get("code_version") != code_version() for p in provs):
+        stale.append(
+            f"the code has changed since it was computed (`python -m mi_lib reproduce --verify {fig.name}` "
+            "recomputes a cell and compares)"
+        )
+    label = provenance_label(fig, profile, cfg, provs, len(fig.module.cells(cfg)))
+    return Archived(results, label, stale)
+
+
+def verify(fig: GridFigure, profile: str = "paper", root: Path = A.ARCHIVE_DIR, rtol: float = VERIFY_RTOL) -> Dict:
+    """Recompute the cheapest archived cell on the CPU with today's code and compare every statistic."""
+    cfg = config(fig, profile)
+    done = archived_cells(fig, profile, root)
+    if not done:
+        raise FileNotFoundError(f"no archived cell of {fig.name} ({profile}) in {cells_dir(fig, profile, root)}")
+    order = fig.module.cells(cfg)  # the cheapest; at MI = 0 every estimate is exactly 0, a weak check
+    ik, im = min(done, key=lambda c: (cfg.mi_levels[c[1]] == 0, order.index(c)))
+    archived, prov = done[(ik, im)]
+    with fig.module.torch_threads(None):
+        again = fig.module.cell(cfg, ik, im, device=torch.device("cpu"))
+    worst = 0.0
+    for key, old in archived.items():
+        new = np.asarray(again[key], dtype=np.float64)
+        old = np.asarray(old, dtype=np.float64)
+        if new.shape != old.shape or not np.array_equal(np.isfinite(new), np.isfinite(old)):
+            worst = np.inf
+            break
+        ok = np.isfinite(old)
+        scale = np.maximum(np.abs(old[ok]), 1e-12)
+        worst = max(worst, float(np.max(np.abs(new[ok] - old[ok]) / scale, initial=0.0)))
+    return {
+        "cell": cell_path(fig, cfg, ik, im, root, profile).name,
+        "k": int(cfg.batch_sizes[ik]),
+        "mi": float(cfg.mi_levels[im]),
+        "max_rel_diff": worst,
+        "identical": worst == 0.0,
+        "rtol": rtol,
+        "passed": worst <= rtol,
+        "archived_with": prov.get("git_commit"),
+        "threads": torch.get_num_threads(),
+    }
+
+
+def publish(fig: GridFigure, profile: str = "paper", device: str = "auto", root: Path = A.ARCHIVE_DIR) -> Path:
+    """Compute the missing cells (each archived as it finishes), then write ``entry.json``: the whole
+    figure's provenance and the archive's size."""
+    compute_cells(fig, profile, device, root)
+    cfg = config(fig, profile)
+    provs = [prov for _, prov in archived_cells(fig, profile, root).values()]
+    folder = cells_dir(fig, profile, root)
+    entry = {
+        "notebook": fig.notebook,
+        "profile": profile,
+        "config": A.config_to_dict(cfg),
+        "config_hash": A.config_hash(cfg),
+        "cells": len(provs),
+        "seconds": sum(float(p["seconds"]) for p in provs),
+        "devices": sorted({p["device_name"] for p in provs}),
+        "git_commits": sorted({p["git_commit"] for p in provs}),
+        "torch": sorted({p["torch"] for p in provs}),
+        "dates": sorted(p["date"] for p in provs),
+        "bytes": sum(p.stat().st_size for p in folder.iterdir()),
+        "label": provenance_label(fig, profile, cfg, provs, len(fig.module.cells(cfg))),
+    }
+    path = folder.parent / "entry.json"
+    save_json(path, entry)
+    return path
+
+
+def paper_figure(
+    fig: GridFigure,
+    plot: Callable[[Dict[str, Any]], Any],
+    summarise: Callable[[Dict[str, Any]], Dict],
+    profile: str = "paper",
+    root: Path = A.ARCHIVE_DIR,
+    verify_first: bool = True,
+) -> Tuple[Any, Dict]:
+    """The archived figure drawn by ``plot`` (the reader's figure function), titled with its provenance.
+
+    With nothing archived it is a figure that says so; when the code changed since the cells were
+    computed, the cheapest cell is recomputed first (``verify_first``) and the title says whether it
+    still agrees or, in red, that the figure is stale. Returns ``(figure, numbers)``.
+    """
+    import matplotlib.pyplot as plt
+
+    try:
+        got = load(fig, profile, root)
+    except FileNotFoundError:
+        out, ax = plt.subplots(figsize=(8, 1.4))
+        ax.axis("off")
+        text = (
+            f"The {profile}-profile {fig.name} is not archived yet: "
+            f"`python scripts/archive_grid.py {fig.name} --profile {profile}` computes it."
+        )
+        ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True, fontsize=10)
+        return out, {"label": text, "stale": ["not archived"]}
+    if got.stale and verify_first:
+        check = verify(fig, profile, root)
+        if check["passed"]:
+            got.stale = []
+            how = "identical" if check["identical"] else f"within a relative {check['rtol']:g}"
+            got.label += f"; verified with today's code: cell K={check['k']}, MI={check['mi']:g} {how}"
+        else:
+            got.stale = [f"today's code gives other numbers (relative difference {check['max_rel_diff']:.2g})"]
+    out = plot(got.results)
+    title = got.label + "".join(f"\nSTALE: {s}" for s in got.stale)
+    lines = title.count("\n") + 1
+    out.suptitle(title, y=0.995, fontsize=8.5, color="#b00000" if got.stale else "black", wrap=True)
+    out.tight_layout(rect=(0, 0.03, 1, 1 - 0.035 * lines))
+    numbers = dict(summarise(got.results))
+    numbers.update(label=got.label, stale=got.stale)
+    return out, numbers
+
+
+def status_line(fig: GridFigure, profile: str = "paper", root: Path = A.ARCHIVE_DIR) -> str:
+    """``<fig>: n of N cells archived`` (for the command line)."""
+    cfg = config(fig, profile)
+    return f"{fig.name} ({profile}): {len(archived_cells(fig, profile, root))} of {len(fig.module.cells(cfg))} cells"
