@@ -61,7 +61,8 @@ def device_name(device: torch.device) -> str:
     """A readable name of the device the numbers were computed on."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"{platform.processor() or platform.machine()} CPU ({torch.get_num_threads()} torch threads)"
+    n = torch.get_num_threads()
+    return f"{platform.processor() or platform.machine()} CPU ({n} torch thread{'' if n == 1 else 's'})"
 
 
 def provenance(

@@ -126,3 +126,19 @@ def test_command_line_names(capsys):
         PG.figure("fig2")
     with pytest.raises(ValueError):
         PG.config(PG.figure("fig3"), "huge")
+
+
+def test_partial_archives_draw(smoke_archive, tmp_path):
+    """A figure with cells still missing is drawn with them blank (log axes only where values are positive)."""
+    from mi_lib.figures.bias_variance import fig3_numbers, fig4_numbers, plot_bias_variance, plot_gradient_accuracy
+
+    shutil.copytree(smoke_archive, tmp_path / "r")
+    figures = (("fig3", plot_bias_variance, fig3_numbers), ("fig4", plot_gradient_accuracy, fig4_numbers))
+    for name, plot, nums in figures:
+        fig = PG.figure(name)
+        cfg = PG.config(fig, "smoke")
+        for ik, im in fig.module.cells(cfg)[1:]:  # keep one cell only (fig3: MI = 0, all variances 0)
+            PG.cell_path(fig, cfg, ik, im, tmp_path / "r", "smoke").unlink()
+        out, numbers = PG.paper_figure(fig, plot, nums, "smoke", tmp_path / "r")
+        out.savefig(tmp_path / f"{name}.png")
+        assert "1 of" in numbers["label"] and numbers["stale"] == []

@@ -81,7 +81,8 @@ def plot_bias_variance(results: Mapping[str, Any]) -> plt.Figure:
         ax_v.set_ylabel("variance (nats²)")
         ax_m.set_ylabel("MSE (nats²)")
         for ax in (ax_v, ax_m):
-            ax.set_yscale("log")
+            if any(np.isfinite(np.asarray(line.get_ydata(), dtype=float)).any() for line in ax.lines):
+                ax.set_yscale("log")  # not while nothing positive is in (a partial archive)
     for ax, title in zip(axes[0], ("bias", "variance", "mean squared error")):
         ax.set_title(title)
     for ax in axes[-1]:
@@ -110,15 +111,18 @@ def _pick(batch_sizes: np.ndarray, n: int) -> list:
 def _best_alpha_panel(ax: plt.Axes, results: Mapping[str, Any], key: str = "best_alpha") -> None:
     """Heat map of the lowest-MSE alpha over (MI, batch size), cells labelled."""
     levels = np.unique(np.asarray(results["alpha"]))  # sorted: 0 (NWJ) ... 1 (InfoNCE)
-    best = np.asarray(results[key])
-    idx = np.searchsorted(levels, best)
+    best = np.asarray(results[key], dtype=float)
+    missing = np.isnan(best)  # a cell not computed yet (a partial archive): left blank
+    idx = np.ma.masked_array(np.searchsorted(levels, np.where(missing, levels[0], best)), mask=missing)
     cmap = ListedColormap(
         [plt.get_cmap("viridis_r")(0.05 + 0.9 * i / max(1, len(levels) - 1)) for i in range(len(levels))]
     )
     norm = BoundaryNorm(np.arange(len(levels) + 1) - 0.5, cmap.N)
     im = ax.imshow(idx, origin="lower", aspect="auto", cmap=cmap, norm=norm)
     tick = ["NWJ" if a == 0 else "NCE" if a == 1 else f"{a:.3g}" for a in levels]
-    for (ik, im_), v in np.ndenumerate(idx):
+    for (ik, im_), v in np.ndenumerate(idx.filled(-1)):
+        if v < 0:
+            continue
         ax.text(
             im_, ik, tick[v], ha="center", va="center", fontsize=6.5, color="white" if v > len(levels) / 2 else "black"
         )
