@@ -45,7 +45,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="recompute a cheap slice of the named figures' archive entries on the CPU and compare",
     )
     sub.add_parser("list", help="list the figure notebooks")
+    sub.add_parser("archive", help="what the results archive holds: chunks or cells per figure, size, CPU time")
     args = parser.parse_args(argv)
+    if args.command == "archive":
+        return _archive_status()
     if args.command == "reproduce" and (args.publish or args.verify):
         return _archive(args.names, "paper" if args.profile == "auto" else args.profile, args.device, args.verify)
 
@@ -101,6 +104,28 @@ def _archive(names: Sequence[str], profile: str, device: str, verify: bool) -> i
             print(f"error: {e}", file=sys.stderr)
             status = 2
     return status
+
+
+def _archive_status() -> int:
+    """One line per archived figure and profile: how much is in, its size and the time it took."""
+    import json
+
+    from . import archive as A
+
+    root = A.ARCHIVE_DIR
+    total = 0
+    for folder in sorted(p for p in root.glob("*/*") if p.is_dir()):
+        metas = [json.loads(m.read_text()) for m in folder.glob("*/*.json")]
+        size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+        total += size
+        minutes = sum(float(m.get("seconds", 0.0)) for m in metas) / 60
+        devices = ", ".join(sorted({m.get("device_name", "?") for m in metas}))
+        print(
+            f"{folder.parent.name}/{folder.name}: {len(metas)} entries, {size / 1e6:.2f} MB, "
+            f"{minutes:.0f} min on {devices}"
+        )
+    print(f"total: {total / 1e6:.2f} MB in {root}")
+    return 0
 
 
 def _fig2(P, profile: str, device: str, verify: bool) -> int:  # noqa: N803  (a module)

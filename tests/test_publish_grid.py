@@ -142,3 +142,9 @@ def test_partial_archives_draw(smoke_archive, tmp_path):
         out, numbers = PG.paper_figure(fig, plot, nums, "smoke", tmp_path / "r")
         out.savefig(tmp_path / f"{name}.png")
         assert "1 of" in numbers["label"] and numbers["stale"] == []
+
+
+def test_archive_command_lists_the_archive(capsys):
+    assert main(["archive"]) == 0
+    out = capsys.readouterr().out
+    assert out.strip().splitlines()[-1].startswith("total: ") and " MB in " in out
