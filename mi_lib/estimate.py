@@ -23,6 +23,14 @@ from torch import nn
 
 from .critics import BaselineMLP, make_critic
 from .estimate_diagnostics import Diagnostics, diagnose
+from .estimate_gauss import (
+    JACKKNIFE_GROUPS,
+    PAIR_BOUNDS,
+    SHRINKAGE,
+    QuadraticResidualCritic,
+    fit_quadratic,
+    pair_values,
+)
 from .optim import make_adam
 from .profiles import resolve_device
 from .registry import LowerBound, get_bound
@@ -190,6 +198,15 @@ def min_samples(
         n += 1
 
 
+EVALUATIONS = ("auto", "pairs", "blocks")
+EVAL_BLOCK = 512  # evaluation="blocks": the bound is averaged over blocks of this many pairs
+PAIRS_BLOCK = 4096  # evaluation="pairs": every pair of a split up to this size (larger splits: near-equal blocks)
+QUADRATIC = "quadratic"  # the closed-form Gaussian-copula critic plus a separable residual (estimate_gauss)
+# the MLP is trained from its random initialisation, alone: trained on top of the Gaussian critic it did not
+# learn a sharp non-Gaussian ratio (uniform noise 0.1: 1.70 against 2.10 nats from scratch), and a trained
+# weight on the quadratic changed no estimate by more than 0.01 nat on the five trained tasks measured
+# (student-t, spiral, Swiss roll) while costing about a quarter more time a step
+
 MIN_BLOCK = 16  # the smallest evaluation block: fewer samples give a block bound too noisy to report
 
 
@@ -236,11 +253,12 @@ def estimate_mi(
     y: Any,
     bound: str = "nwj",
     train_bound: Optional[str] = None,
-    critic: str = "separable",
+    critic: str = "quadratic",
     max_steps: int = 4000,
     batch_size: int = 128,
-    eval_batch_size: int = 512,
-    lr: float = 5e-4,
+    eval_batch_size: Optional[int] = None,
+    evaluation: str = "auto",
+    lr: float = 1e-3,
     hidden_dim: int = 128,
     layers: int = 2,
     embed_dim: int = 32,
@@ -291,6 +309,12 @@ def estimate_mi(
         )
     max_steps = _int("max_steps", max_steps, 1)
     batch_size = _int("batch_size", batch_size, 2)
+    if evaluation not in EVALUATIONS:
+        raise ValueError(f"unknown evaluation {evaluation!r}; valid: {', '.join(EVALUATIONS)}")
+    if evaluation == "auto":
+        evaluation = "pairs" if spec.name in PAIR_BOUNDS else "blocks"
+    if eval_batch_size is None:
+        eval_batch_size = PAIRS_BLOCK if evaluation == "pairs" else EVAL_BLOCK
     eval_batch_size = _int("eval_batch_size", eval_batch_size, MIN_BLOCK)
     hidden_dim = _int("hidden_dim", hidden_dim, 1)
     layers = _int("layers", layers, 1)
@@ -305,6 +329,8 @@ def estimate_mi(
     val_fraction = _float("val_fraction", val_fraction, 0.0, 1.0)
     if test_fraction + val_fraction >= 1.0:
         raise ValueError(f"test_fraction + val_fraction must be below 1, got {test_fraction} + {val_fraction}")
+    if evaluation == "pairs" and spec.name not in PAIR_BOUNDS:
+        raise ValueError(f"evaluation='pairs' evaluates {', '.join(PAIR_BOUNDS)}, not bound={spec.name!r}")
     if not isinstance(preprocess, str) or preprocess not in PREPROCESS:
         raise ValueError(f"unknown preprocess {preprocess!r}; valid: {', '.join(PREPROCESS)}")
     if not isinstance(device, str):
@@ -315,7 +341,9 @@ def estimate_mi(
     sizes = {"hidden_dim": hidden_dim, "layers": layers, "embed_dim": embed_dim}
     from .critics import critic_sizes  # the size keywords this critic takes
 
-    sizes = {k: v for k, v in sizes.items() if k in critic_sizes(critic)}  # unknown critic names raise here
+    quadratic = critic == QUADRATIC
+    if not quadratic:
+        sizes = {k: v for k, v in sizes.items() if k in critic_sizes(critic)}  # unknown critic names raise here
     xa, ya = _as_2d(x, "x"), _as_2d(y, "y")
     n = xa.shape[0]
     if ya.shape[0] != n:
@@ -336,30 +364,66 @@ def estimate_mi(
     perm = rng.permutation(n)
     tr, va, te = perm[:n_train], perm[n_train : n_train + n_val], perm[n_train + n_val :]
     prep = PREPROCESS[preprocess]
-    x_tr, x_va, x_te = (torch.as_tensor(a, dtype=torch.float32, device=dev) for a in prep(xa[tr], xa[va], xa[te]))
-    y_tr, y_va, y_te = (torch.as_tensor(a, dtype=torch.float32, device=dev) for a in prep(ya[tr], ya[va], ya[te]))
+    # the quadratic critic keeps float64 inputs (its terms cancel at high MI); its residual casts to float32
+    dtype = torch.float64 if quadratic else torch.float32
+    xs64, ys64 = prep(xa[tr], xa[va], xa[te]), prep(ya[tr], ya[va], ya[te])
+    x_tr, x_va, x_te = (torch.as_tensor(a, dtype=dtype, device=dev) for a in xs64)
+    y_tr, y_va, y_te = (torch.as_tensor(a, dtype=dtype, device=dev) for a in ys64)
     k_val, k_test = _blocks(n_val, eval_batch_size), _blocks(n_test, eval_batch_size)
 
     gen = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        f = make_critic(critic, xa.shape[1], ya.shape[1], **sizes).to(dev)
+        f = (
+            QuadraticResidualCritic(xa.shape[1], ya.shape[1], **sizes)
+            if quadratic
+            else make_critic(critic, xa.shape[1], ya.shape[1], **sizes)
+        ).to(dev)
         base = BaselineMLP(ya.shape[1], hidden_dim, layers).to(dev) if train_spec.needs_baseline else None
     params = list(f.parameters()) + ([] if base is None else list(base.parameters()))
     opt = make_adam(params, lr)
     alpha = torch.tensor(alpha_logit, device=dev)
 
-    def held_out(xs: torch.Tensor, ys: torch.Tensor, k: int, shift: Optional[float]) -> Tuple[np.ndarray, float]:
+    def held_out(
+        xs: torch.Tensor, ys: torch.Tensor, k: int, shift: Optional[float], se: bool = True
+    ) -> Tuple[np.ndarray, float]:
+        """The bound on a held-out split: one value per block ("blocks"), or (value, jackknife SE) ("pairs")."""
         with torch.no_grad():
+            if evaluation == "pairs":
+                parts = np.array_split(np.arange(len(xs)), max(1, math.ceil(len(xs) / eval_batch_size)))
+                scores = [f(xs[p], ys[p]).double() for p in parts]
+                groups = max(2, min(JACKKNIFE_GROUPS, min(len(p) for p in parts) // MIN_BLOCK))
+                v, sd, shift = pair_values(spec.name, scores, shift, spec.optimal_offset, groups, se)
+                return np.array([v, sd, groups]), shift
             blocks = _scores_blocks(f, xs, ys, k)
             if shift is None:  # the constant that makes E_q e^f = 1 on these blocks, then the bound's own offset
                 shift = spec.optimal_offset - _log_partition(blocks)
             return _block_values(spec, blocks, shift, base, ys, alpha), shift
 
+    def val_value() -> float:
+        out = held_out(x_va, y_va, k_val, None, se=False)[0]
+        return float(out[0] if evaluation == "pairs" else np.mean(out))
+
+    shrink = None
+    if quadratic:  # the closed-form Gaussian critic, its shrinkage picked on the validation split
+        assert isinstance(f, QuadraticResidualCritic)
+        fits = {s: fit_quadratic(xs64[0], ys64[0], s) for s in SHRINKAGE}
+        vals = {}
+        for s, quad in fits.items():
+            f.set_quadratic(quad)
+            vals[s] = val_value()
+        shrink = max(vals, key=lambda s: vals[s])
+        f.set_quadratic(fits[shrink])
+        f.set_mix(1.0, 0.0)
+
     history = np.empty(max_steps)
-    val_steps: List[int] = []
-    val_history: List[float] = []
-    best = (-math.inf, 0, [p.detach().clone() for p in params])
+    v0 = val_value()  # step 0: the critic before training is a candidate too
+    val_steps: List[int] = [0]
+    val_history: List[float] = [v0]
+    best = (v0 if math.isfinite(v0) else -math.inf, 0, _snapshot(f, base))
+    if quadratic:  # then the second candidate: the MLP, trained from its random start
+        assert isinstance(f, QuadraticResidualCritic)
+        f.set_mix(0.0, 1.0)
     state: Optional[torch.Tensor] = None
     bad_checks, step = 0, 0
     from tqdm.auto import tqdm
@@ -371,29 +435,39 @@ def estimate_mi(
             history[step - 1] = float(value)
             bar.update(1)
             if step % eval_every == 0 or step == max_steps:
-                v = float(np.mean(held_out(x_va, y_va, k_val, None)[0]))
+                v = val_value()
                 val_steps.append(step)
                 val_history.append(v)
                 if v > best[0] + min_delta or not math.isfinite(best[0]):
-                    best, bad_checks = (v, step, [p.detach().clone() for p in params]), 0
+                    best, bad_checks = (v, step, _snapshot(f, base)), 0
                 else:
                     bad_checks += 1
                     if bad_checks >= patience:
                         break
     history = history[:step]
-    with torch.no_grad():
-        for p, b in zip(params, best[2]):
-            p.copy_(b)
-    _, shift = held_out(x_va, y_va, k_val, None)
+    f.load_state_dict(best[2][0])
+    if base is not None:
+        base.load_state_dict(best[2][1])
+    val_values, shift = held_out(x_va, y_va, k_val, None)
+    if evaluation == "pairs":
+        val_best, val_se = float(val_values[0]), float(val_values[1])
+    else:
+        val_best, val_se = float(val_values.mean()), float(val_values.std(ddof=1) / math.sqrt(len(val_values)))
     values, _ = held_out(x_te, y_te, k_test, shift)
     train_values, _ = held_out(x_tr[:n_test], y_tr[:n_test], k_test, shift)
-    # model selection on the validation split: a critic that never beat a constant there (whose bound is 0)
-    # is replaced by the constant, so independent data give 0, a valid lower bound, not a negative number
-    constant_critic = best[0] <= 0.0 and not spec.needs_baseline
+    if evaluation == "pairs":
+        estimate, stderr, n_pieces = float(values[0]), float(values[1]), int(values[2])
+        train_value = float(train_values[0])
+    else:
+        estimate, n_pieces = float(values.mean()), len(values)
+        stderr = float(values.std(ddof=1) / math.sqrt(len(values)))
+        train_value = float(train_values.mean())
+    # model selection on the validation split: a critic that does not beat a constant there (whose bound is 0)
+    # by two standard errors is replaced by the constant, so independent data give 0, a valid lower bound, not
+    # a negative number (a Gaussian critic fitted to independent data is noise: -0.004 ± 0.002 on test)
+    constant_critic = (best[0] <= 0.0 or val_best <= 2 * val_se) and not spec.needs_baseline
     if constant_critic:
-        values, train_values = np.zeros_like(values), np.zeros_like(train_values)
-    estimate = float(values.mean())
-    stderr = float(values.std(ddof=1) / math.sqrt(len(values)))
+        estimate, stderr, train_value = 0.0, 0.0, 0.0
     settings: Dict[str, Any] = dict(
         bound=spec.name,
         train_bound=train_spec.name,
@@ -401,6 +475,7 @@ def estimate_mi(
         max_steps=max_steps,
         batch_size=batch_size,
         eval_batch_size=eval_batch_size,
+        evaluation=evaluation,
         lr=lr,
         hidden_dim=hidden_dim,
         layers=layers,
@@ -417,8 +492,9 @@ def estimate_mi(
         n_train=n_train,
         n_val=n_val,
         n_test=n_test,
-        test_block=k_test,
-        n_test_blocks=len(values),
+        test_block=k_test if evaluation == "blocks" else min(n_test, eval_batch_size),
+        n_test_blocks=n_pieces,
+        shrinkage=shrink,
         steps_run=step,
         best_step=best[1],
         shift=shift,
@@ -427,7 +503,7 @@ def estimate_mi(
     diag = diagnose(
         estimate=estimate,
         stderr=stderr,
-        train_value=float(train_values.mean()),
+        train_value=train_value,
         val_steps=np.asarray(val_steps),
         val_history=np.asarray(val_history),
         max_steps=max_steps,
@@ -443,6 +519,15 @@ def estimate_mi(
             "estimate_mi: do not trust this number as it stands: " + "; ".join(diag.reasons), UserWarning, stacklevel=2
         )
     return MIEstimate(estimate, stderr, history, settings, diag, np.asarray(val_steps), np.asarray(val_history))
+
+
+def _snapshot(f: nn.Module, base: Optional[nn.Module]) -> Tuple[Dict[str, torch.Tensor], Dict[str, torch.Tensor]]:
+    """A copy of the critic's (and baseline's) parameters and buffers."""
+
+    def copy(m: Optional[nn.Module]) -> Dict[str, torch.Tensor]:
+        return {} if m is None else {k: v.detach().clone() for k, v in m.state_dict().items()}
+
+    return copy(f), copy(base)
 
 
 def _identical(x: np.ndarray, y: np.ndarray) -> bool:
