@@ -131,7 +131,7 @@ def fig_hard(res: Dict, bounds: Sequence[str] | None = None) -> plt.Figure:
         a.plot(r["steps"], np.median(np.moveaxis(r["log_cond"], 1, 0).reshape(len(r["steps"]), -1), 1), color=color)
         a.set_title(rf"trained with {BOUND_LABEL[b]}: $\ln(\sigma_1/\sigma_{{392}})$ of $\partial g_1/\partial x$")
         a.set_xlabel("training step")
-        a.set_ylabel("bands: min, 20, 40, 60, 80%, max; line: median")
+        a.set_ylabel("ln condition number")
         _band(b_ax, r["steps"], r["accuracy"], color, f"trained with {BOUND_LABEL[b]}")
         _probe_panel(b_ax, res["pixel_baseline"], "linear-probe accuracy (inputs with fresh noise)", fontsize=7)
     fig.tight_layout()

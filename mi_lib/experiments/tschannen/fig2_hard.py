@@ -91,7 +91,7 @@ CONFIGS = {
         eval_every=100,
         bound_batches=8,
         probe_tol=1e-3,
-        n_jacobian=32,
+        n_jacobian=16,
     ),
     "paper": override(HardConfig(), source="full", noise_std=0.05),
 }

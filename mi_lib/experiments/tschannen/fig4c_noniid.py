@@ -87,7 +87,7 @@ class NonIIDConfig:
 
 CONFIGS = {
     "smoke": NonIIDConfig(steps=300, batch_size=64, lr=1e-3, n_runs=2, smooth_sigma=10.0),
-    "quick": NonIIDConfig(steps=3000, lr=1e-3, n_runs=5),
+    "quick": NonIIDConfig(steps=600, lr=1e-3, n_runs=3),
     "paper": NonIIDConfig(),
 }
 
