@@ -220,3 +220,27 @@ def test_pairwise_hsic_sees_nonlinear_dependence():
     h = E.pairwise_hsic(torch.stack([a, a, b, a**2], 1))
     assert torch.allclose(torch.diagonal(h), torch.ones(4)) and h[0, 1] == pytest.approx(1.0, abs=1e-5)
     assert h[0, 2] < 0.05 and h[0, 3] > 0.2  # a and a^2 are uncorrelated but dependent
+
+
+def test_l1_smoothness_charges_a_rotated_code_more():
+    g = torch.Generator().manual_seed(0)
+    step = torch.zeros(256, 2)
+    step[:, 0] = torch.rand(256, generator=g) * 0.1  # one factor moves latent 0 only
+    c, s = np.cos(np.pi / 4), np.sin(np.pi / 4)
+    rotated = step @ torch.tensor([[c, -s], [s, c]], dtype=torch.float32)
+    zero = torch.zeros_like(step)
+    l2 = [E.smoothness(v, zero, "l2") for v in (step, rotated)]
+    l1 = [E.smoothness(v, zero, "l1") for v in (step, rotated)]
+    assert l2[0] == pytest.approx(float(l2[1]), rel=1e-5)  # the squared distance cannot tell them apart
+    assert l1[1] / l1[0] == pytest.approx(np.sqrt(2), rel=1e-5)
+
+
+def test_minibatch_tc_sees_a_copied_latent():
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.rand(128, generator=g) * 2 - 1, torch.rand(128, generator=g) * 2 - 1
+    sigma = 0.1
+    independent, copied = torch.stack([a, b], 1), torch.stack([a, a], 1)
+    tc = [E.minibatch_tc(mu, mu + sigma * torch.randn(mu.shape, generator=g), sigma) for mu in (independent, copied)]
+    assert float(tc[1]) > float(tc[0]) + 0.8  # two noisy copies share about a nat; independent latents ~0
+    with pytest.raises(ValueError):
+        dataclasses.replace(E.CONFIGS["quick"], smooth_norm="l3")
