@@ -66,6 +66,9 @@ SETTINGS: Dict[str, Dict[str, Any]] = {
     "eval-dv-pairs": dict(bound="dv"),
     "train-js-pairs": dict(train_bound="js"),
     "checks-100": dict(eval_every=100),
+    "embed-128": dict(embed_dim=128),
+    "wide-256": dict(hidden_dim=256, embed_dim=128),
+    "steps-8000": dict(max_steps=8000),
 }
 SUBSETS = {
     "legacy": lambda t: t.legacy,

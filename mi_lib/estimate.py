@@ -1,12 +1,14 @@
 r"""``estimate_mi``: a variational lower bound on I(X; Y) for your own paired samples.
 
-The samples are split three ways. A critic is trained on the first split (with ``train_bound``, one
-:func:`mi_lib.train.train_step` at a time), the validation split picks the stopping step and the
-critic's additive constant, and ``bound`` is reported on held-out blocks of the test split, which the
-critic never saw. The defaults were chosen by measurement on the benchmark of
-``benchmarks/bench_estimate.py`` (tasks with known MI in ``benchmarks/mi_tasks.py``, results in
-``benchmarks/results/estimate_benchmark.json``). Diagnostics (:mod:`mi_lib.estimate_diagnostics`) say when
-the number should not be trusted, and ``MIEstimate.plot()`` shows why.
+The samples are split three ways. A critic is fitted on the first split (by default two candidates: the
+closed-form Gaussian-copula critic of :mod:`mi_lib.estimate_gauss`, and a separable MLP trained with
+``train_bound``, one :func:`mi_lib.train.train_step` at a time), the validation split picks the candidate, the
+stopping step and the critic's additive constant, and ``bound`` is reported on the test split (over all its
+pairs for NWJ and DV, on blocks otherwise), which the critic never saw. The defaults were chosen by
+measurement on the benchmark of ``benchmarks/bench_estimate.py`` (tasks with known MI in
+``benchmarks/mi_tasks.py``, results in ``benchmarks/results/estimate_benchmark.json``). Diagnostics
+(:mod:`mi_lib.estimate_diagnostics`) say when the number should not be trusted, and ``MIEstimate.plot()``
+shows why.
 """
 
 from __future__ import annotations
@@ -280,15 +282,23 @@ def estimate_mi(
 
     * ``preprocess="rank"`` maps every coordinate to normal scores through its empirical CDF, in float64
       (MI is unchanged by monotone maps of each coordinate); ``"standardize"`` only centres and scales.
-    * A ``critic`` (``"separable"``, ``"concat"``, ``"bilinear"``; sizes ``hidden_dim``, ``layers``,
-      ``embed_dim``) is trained with ``train_bound``'s objective (``None``: with ``bound`` itself) on
-      minibatches of ``batch_size`` from the training split, for at most ``max_steps`` steps.
+    * ``critic="quadratic"`` first fits the Gaussian critic in closed form: after the rank transform a Gaussian
+      copula is jointly Gaussian and its log density ratio is a quadratic in ``(x, y)``; the covariance's
+      shrinkage (0 to 0.1) is picked on the validation split, and the result is the candidate at step 0.
+      Then a separable MLP (sizes ``hidden_dim``, ``layers``, ``embed_dim``) is trained from its random start.
+      ``"separable"``, ``"concat"`` and ``"bilinear"`` train that critic alone. Training uses
+      ``train_bound``'s objective (``None``: ``bound`` itself) on minibatches of ``batch_size`` from the
+      training split, for at most ``max_steps`` steps.
     * Every ``eval_every`` steps ``bound`` is evaluated on the validation split (``val_fraction``);
       training stops when it has not improved by ``min_delta`` for ``patience`` checks, and the best
-      critic is kept. Its additive constant is set on the validation split too, so that
-      :math:`\mathbb{E}_{p(x)p(y)}e^{f}` is one there (this makes NWJ as tight as DV for that critic).
-    * ``bound`` is then averaged over blocks of ``eval_batch_size`` pairs of the test split
-      (``test_fraction``); ``stderr`` is the standard error over the blocks. InfoNCE cannot exceed
+      critic (the step-0 candidate included) is kept; one that does not beat a constant by two standard
+      errors there is replaced by it (estimate 0). Its additive constant is set on the validation split
+      too, so that :math:`\mathbb{E}_{p(x)p(y)}e^{f}` is one there (this makes NWJ as tight as DV for it).
+    * ``evaluation="pairs"`` (``"auto"`` picks it for NWJ and DV) evaluates ``bound`` on the test split
+      (``test_fraction``) with the marginal term over all its off-diagonal pairs (splits above
+      ``eval_batch_size``, default 4096, in near-equal blocks); ``stderr`` is a delete-a-group jackknife
+      over 20 groups. ``"blocks"`` (``"auto"`` for the other bounds) averages ``bound`` over blocks of
+      ``eval_batch_size`` (default 512) pairs, ``stderr`` over the blocks. InfoNCE cannot exceed
       ``log(eval_batch_size)``; NWJ with a critic fixed before the test split is seen is a lower bound in
       expectation, DV and SMILE are not strict ones.
 
