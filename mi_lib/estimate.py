@@ -262,7 +262,7 @@ def estimate_mi(
     evaluation: str = "auto",
     lr: float = 1e-3,
     hidden_dim: int = 128,
-    layers: int = 2,
+    layers: int = 4,
     embed_dim: int = 32,
     val_fraction: float = 0.1,
     test_fraction: float = 0.3,
