@@ -73,6 +73,12 @@ def test_tnce_is_near_exact_at_two_nats(paper):
     assert abs(tnce[idx[len(idx) // 2 :]].mean() - 2.0) < 0.1
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="finding at paper scale (book/gaussian.md): with the caption's cubic W (entries N(0, 1)) the joint critic "
+    "does not learn the cubic task: NWJ averages -57.5 nats (median -51.3) over the 2-nat level's second half, "
+    "InfoNCE -0.02, TUBA NaN throughout; the Gaussian task's joint runs meet every claim",
+)
 def test_cubic_task_joint_nwj_reaches_two_nats(paper):
     _critic(paper, "concat")
     assert abs(_settled(paper, "cubic", "concat", "NWJ", 2.0) - 2.0) < 0.5
