@@ -96,7 +96,7 @@ def test_the_papers_cubic_w_has_unit_entries():
     unit = GaussianTask(dim=20, cubic=True, w_seed=1, w_std=1.0).cubic_W()
     torch.testing.assert_close(unit / math.sqrt(20), cubic_matrix(20, seed=1))
     assert 0.9 < float(unit.std()) < 1.1
-    assert CONFIGS["paper"].run.task.w_std == 1.0 and CONFIGS["quick"].run.task.w_std is None
+    assert CONFIGS["paper"].run.task.w_std == 1.0 and CONFIGS["quick"].run.task.w_std == 0.1  # quick: see mi_lib.data
     with pytest.raises(ValueError, match="std"):
         cubic_matrix(3, seed=0, std=0.0)
 

@@ -82,4 +82,4 @@ def test_the_command_line_verifies_and_refuses_what_is_not_archived(smoke_archiv
     monkeypatch.setattr(P, "fig2_dir", lambda profile, root=smoke_archive: smoke_archive / P.FIG2 / profile)
     assert main(["reproduce", "--verify", "fig2", "--profile", "smoke"]) == 0
     assert "PASSED" in capsys.readouterr().out
-    assert main(["reproduce", "--publish", "fig3", "--profile", "smoke"]) == 2
+    assert main(["reproduce", "--publish", "fig9", "--profile", "smoke"]) == 2  # no such archived figure
