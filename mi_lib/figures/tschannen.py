@@ -52,9 +52,11 @@ def fig_noniid(res: Dict) -> plt.Figure:
             ("shared_z", BOUND_COLOR.get(b, "k"), "shared-Z batches"),
         ):
             sm = np.atleast_2d(res["smoothed"][b][mode])
+            # an archived (downsampled) curve carries its steps; a fresh one is one value a step
+            steps = np.asarray(res.get("smoothed_steps", np.arange(sm.shape[1])))
             for r in sm:
-                ax.plot(r, color=color, alpha=0.25, lw=0.5)
-            ax.plot(sm.mean(0), color=color, lw=1.8, label=f"{label} (mean of {len(sm)} runs)")
+                ax.plot(steps, r, color=color, alpha=0.25, lw=0.5)
+            ax.plot(steps, sm.mean(0), color=color, lw=1.8, label=f"{label} (mean of {len(sm)} runs)")
             top = max(top, float(sm.mean(0).max()))
         ax.axhline(res["true_mi"], color=COLORS["true"], ls="--", lw=1, label=f"true I(X;Y) = {res['true_mi']:.4f}")
         ax.set_title(f"{BOUND_LABEL.get(b, b)}, training batches, Gaussian-filtered")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -125,14 +125,18 @@ class StackedConcatCritic(nn.Module):
         return z.reshape(r, k, k)
 
 
-def train_stacked(cfg: NonIIDConfig, bound: str, shared_z: bool) -> np.ndarray:
+def train_stacked(cfg: NonIIDConfig, bound: str, shared_z: bool, runs: Optional[Sequence[int]] = None) -> np.ndarray:
     """``n_runs`` critics trained together on independent batches -> training-batch estimates ``[n_runs, steps]``.
 
     Run ``r`` starts from the critic built after ``torch.manual_seed(seed + 1000 r)`` and draws its batches
     from its own generator; Adam is elementwise, so one optimizer over the stacked parameters is
-    ``n_runs`` independent ones.
+    ``n_runs`` independent ones. ``runs`` trains only those run indices (default: ``range(n_runs)``), so a
+    long paper-profile run can be archived a group of runs at a time (:mod:`mi_lib.publish_noniid`).
     """
-    seeds = [cfg.seed + 1000 * r for r in range(cfg.n_runs)]
+    runs = range(cfg.n_runs) if runs is None else list(runs)
+    if not len(runs) or any(not 0 <= r < cfg.n_runs for r in runs):
+        raise ValueError(f"runs must be indices in [0, {cfg.n_runs}), got {list(runs)}")
+    seeds = [cfg.seed + 1000 * r for r in runs]
     critics = []
     for s in seeds:
         torch.manual_seed(s)
@@ -141,7 +145,7 @@ def train_stacked(cfg: NonIIDConfig, bound: str, shared_z: bool) -> np.ndarray:
     gens = [torch.Generator().manual_seed(s) for s in seeds]
     bound_fn = get_bound(bound).fn
     opt = torch.optim.Adam(stacked.parameters(), lr=cfg.lr)
-    trace = np.empty((cfg.n_runs, cfg.steps))
+    trace = np.empty((len(seeds), cfg.steps))
     for step in range(cfg.steps):
         xy = [sample_batch(cfg.batch_size, shared_z, g) for g in gens]
         x, y = torch.stack([a for a, _ in xy]), torch.stack([b for _, b in xy])  # [R, K, 1] each
