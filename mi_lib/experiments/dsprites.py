@@ -35,8 +35,10 @@ at its random initialisation. See ``book/dsprites.md``.
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
-from typing import Any, Dict, Tuple
+from pathlib import Path
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 import torch
@@ -205,8 +207,38 @@ def _to_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
     return torch.from_numpy(images.astype(np.float32)).unsqueeze(1).to(device)
 
 
-def train(cfg: DSpritesConfig, data: DSprites, device: torch.device):
-    """Train encoder, critic and TC discriminator; returns ``(encoder, random_encoder, history)``."""
+def checkpoint_key(cfg: DSpritesConfig) -> Dict[str, Any]:
+    """What a checkpoint must match to be resumed: the config without what does not change the numbers."""
+    return {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("progress", "device", "data_path")}
+
+
+def _save_checkpoint(path: Path, state: Dict[str, Any]) -> None:
+    """Atomic: written beside, then renamed, so an interruption never leaves half a checkpoint."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def train(
+    cfg: DSpritesConfig,
+    data: DSprites,
+    device: torch.device,
+    checkpoint: Optional[Path] = None,
+    checkpoint_every: int = 500,
+    stop_after: Optional[int] = None,
+):
+    """Train encoder, critic and TC discriminator; returns ``(encoder, random_encoder, history)``.
+
+    With ``checkpoint`` (a file), the whole state (networks, optimisers, every random generator, the
+    history and the training seconds so far) is saved there every ``checkpoint_every`` steps and at the
+    end, and a run that finds a checkpoint of the same configuration resumes from it: an interrupted
+    run continues where it stopped, with the numbers it would have had. ``stop_after`` stops once that
+    many steps are done (a chunk of a long run) and returns ``None``. A checkpoint of another
+    configuration is an error, never silently reused.
+    """
+    if checkpoint_every < 1:
+        raise ValueError(f"checkpoint_every must be a positive number of steps, got {checkpoint_every!r}")
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
@@ -219,7 +251,44 @@ def train(cfg: DSpritesConfig, data: DSprites, device: torch.device):
     opt = torch.optim.Adam([*enc.parameters(), *critic.parameters()], lr=cfg.lr)
     opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.disc_lr)
     hist = {k: np.zeros(cfg.steps) for k in ("mi", "tc", "smooth")}
-    for t in tqdm(range(cfg.steps), disable=not cfg.progress, desc="dsprites"):
+    nets: Dict[str, Any] = {
+        "enc": enc,
+        "random_enc": random_enc,
+        "critic": critic,
+        "disc": disc,
+        "opt": opt,
+        "opt_d": opt_d,
+    }
+    start, seconds = 0, 0.0
+    if checkpoint is not None and Path(checkpoint).exists():
+        state = torch.load(checkpoint, map_location=device, weights_only=False)
+        if state["key"] != checkpoint_key(cfg):
+            raise ValueError(f"{checkpoint} is a checkpoint of another configuration; remove it or pass another path")
+        for name, obj in nets.items():
+            obj.load_state_dict(state[name])
+        gen.set_state(state["gen"])
+        rng.bit_generator.state = state["rng"]
+        torch.set_rng_state(state["torch_rng"])
+        hist, start, seconds = state["hist"], state["step"], state["seconds"]
+
+    def save(step: int) -> None:
+        if checkpoint is None:
+            return
+        state = {name: obj.state_dict() for name, obj in nets.items()}
+        state.update(
+            key=checkpoint_key(cfg),
+            step=step,
+            seconds=seconds + time.perf_counter() - t_start,
+            hist=hist,
+            gen=gen.get_state(),
+            rng=rng.bit_generator.state,
+            torch_rng=torch.get_rng_state(),
+        )
+        _save_checkpoint(Path(checkpoint), state)
+
+    t_start = time.perf_counter()
+    end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
+    for t in tqdm(range(start, end), disable=not cfg.progress, desc="dsprites", initial=start, total=cfg.steps):
         idx = rng.integers(0, len(data), cfg.batch_size)
         classes = data.classes_of(idx)
         pair = np.concatenate([data.render(idx), data.render_classes(neighbour_classes(classes, rng))])
@@ -247,6 +316,12 @@ def train(cfg: DSpritesConfig, data: DSprites, device: torch.device):
             d_loss.backward()
             opt_d.step()
         hist["mi"][t], hist["tc"][t], hist["smooth"][t] = mi.item(), tc.item(), smooth.item()
+        if (t + 1) % checkpoint_every == 0 and t + 1 < end:
+            save(t + 1)
+    if end > start:
+        save(end)
+    if end < cfg.steps:
+        return None
     return enc, random_enc, hist
 
 
