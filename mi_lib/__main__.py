@@ -74,7 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _archive(names: Sequence[str], profile: str, device: str, verify: bool) -> int:
-    """``--publish`` / ``--verify``: Figs. 2 and 4c (trained, in chunks) and Figs. 3 and 4 (Monte Carlo, in cells)."""
+    """``--publish`` / ``--verify``: Figs. 2 and 4c (trained, in chunks), Fig. 5 (one checkpointed run) and Figs. 3
+    and 4 (Monte Carlo, in cells)."""
     from . import publish as P
     from . import publish_grid as PG
 
@@ -82,6 +83,7 @@ def _archive(names: Sequence[str], profile: str, device: str, verify: bool) -> i
         "fig2": "fig2_gaussian_estimates",
         **{f.name: f.notebook for f in PG.FIGURES.values()},
         "fig4c": "tschannen_noniid",
+        "fig5": "dsprites_fig5",
     }
     picked = []
     for n in names:
@@ -104,6 +106,8 @@ def _archive(names: Sequence[str], profile: str, device: str, verify: bool) -> i
                 status = max(status, _fig2(P, profile, device, verify))
             elif name == "fig4c":
                 status = max(status, _noniid(profile, verify))
+            elif name == "fig5":
+                status = max(status, _dsprites(profile, verify))
             else:
                 status = max(status, _grid(PG, PG.figure(name), profile, device, verify))
         except (FileNotFoundError, ValueError) as e:
@@ -158,6 +162,22 @@ def _noniid(profile: str, verify: bool) -> int:
     print(
         f"fig4c ({profile}): {res['chunk']}, {res['runs']} runs x {res['steps']} steps recomputed; "
         f"max |diff| {res['max_abs_diff']:.2e} nats ({how}): {'PASSED' if res['passed'] else 'FAILED'}"
+    )
+    return 0 if res["passed"] else 1
+
+
+def _dsprites(profile: str, verify: bool) -> int:
+    from . import publish_dsprites as PD
+
+    if not verify:
+        path = PD.compute(profile)
+        print(f"wrote {path}" if path else PD.progress_line(profile))
+        return 0
+    res = PD.verify(profile)
+    how = "identical" if res["identical"] else f"tolerance {res['tolerance']:g}"
+    print(
+        f"fig5 ({profile}): the first {res['steps']} training steps recomputed; "
+        f"max |diff| {res['max_abs_diff']:.2e} ({how}): {'PASSED' if res['passed'] else 'FAILED'}"
     )
     return 0 if res["passed"] else 1
 
