@@ -247,15 +247,18 @@ def collect() -> None:
 
 
 def readme_table() -> str:
-    """The README's task-by-task table, written from ``estimate_benchmark.json`` (so the README quotes the file)."""
+    """The README's task-by-task table, written from ``estimate_benchmark.json`` (so the README quotes the file),
+    with each fit's seconds on two idle cores from ``estimate_timing.json`` (bench_estimate_timing.py)."""
     bench = json.loads((RESULTS / "estimate_benchmark.json").read_text())
-    lines = ["| task | true MI | estimate ± SE | error | s/fit (CPU s) |", "| --- | ---: | ---: | ---: | ---: |"]
+    timing_file = RESULTS / "estimate_timing.json"
+    timing = {r["task"]: r["seconds"] for r in json.loads(timing_file.read_text())["rows"]} if timing_file.exists() else {}
+    lines = ["| task | true MI | estimate ± SE | error | s/fit (2 idle cores) |", "| --- | ---: | ---: | ---: | ---: |"]
     for r in bench["rows"]:
         flag = " ⚠" if r["warnings"] else ""
-        cpu = f" ({r['cpu_seconds']:.0f})" if "cpu_seconds" in r else ""
+        secs = f"{timing[r['task']]:.1f}" if r["task"] in timing else "?"
         lines.append(
             f"| {r['task']}{flag} | {r['true_mi']:.2f} | {r['estimate']:.2f} ± {r['stderr']:.2f} | "
-            f"{100 * r['rel_error']:+.0f}% | {r['seconds']:.0f}{cpu} |"
+            f"{100 * r['rel_error']:+.0f}% | {secs} |"
         )
     return "\n".join(lines)
 
