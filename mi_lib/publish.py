@@ -189,6 +189,8 @@ def fig2_paper_figure(
     Returns ``(figure, numbers)`` with ``numbers = summarise(results)`` plus ``label`` and ``stale``."""
     import matplotlib.pyplot as plt
 
+    from .figures import provenance_title
+
     try:
         got = load_fig2(profile, root, partial=True)
     except G.MissingChunks:
@@ -211,10 +213,7 @@ def fig2_paper_figure(
                 f"{check['max_abs_diff']:.2g} nats)"
             ]
     fig = plot(got.results)
-    title = got.label + "".join(f"\nSTALE: {s}" for s in got.stale)
-    lines = title.count("\n") + 1
-    fig.suptitle(title, y=0.995, fontsize=8.5, color="#b00000" if got.stale else "black", wrap=True)
-    fig.tight_layout(rect=(0, 0.03, 1, 1 - 0.025 * lines))
+    provenance_title(fig, got.label, got.stale)
     numbers = dict(summarise(got.results))
     numbers.update(label=got.label, stale=got.stale)
     return fig, numbers

@@ -176,8 +176,6 @@ def paper_results(profile: str = "paper", root: Path = A.ARCHIVE_DIR, verify_fir
 
 def titled(fig: Any, archived: Dict[str, Any]) -> Any:
     """Put the provenance label (and any STALE line, in red) above a figure drawn from the archive."""
-    title = archived["label"] + "".join(f"\nSTALE: {s}" for s in archived["stale"])
-    lines = title.count("\n") + 1
-    fig.suptitle(title, y=0.995, fontsize=8.5, color="#b00000" if archived["stale"] else "black", wrap=True)
-    fig.tight_layout(rect=(0, 0.03, 1, 1 - 0.04 * lines))
-    return fig
+    from .figures import provenance_title
+
+    return provenance_title(fig, archived["label"], archived["stale"])

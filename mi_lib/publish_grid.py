@@ -252,6 +252,8 @@ def paper_figure(
     """
     import matplotlib.pyplot as plt
 
+    from .figures import provenance_title
+
     try:
         got = load(fig, profile, root)
     except FileNotFoundError:
@@ -272,10 +274,7 @@ def paper_figure(
         else:
             got.stale = [f"today's code gives other numbers (relative difference {check['max_rel_diff']:.2g})"]
     out = plot(got.results)
-    title = got.label + "".join(f"\nSTALE: {s}" for s in got.stale)
-    lines = title.count("\n") + 1
-    out.suptitle(title, y=0.995, fontsize=8.5, color="#b00000" if got.stale else "black", wrap=True)
-    out.tight_layout(rect=(0, 0.03, 1, 1 - 0.035 * lines))
+    provenance_title(out, got.label, got.stale)
     numbers = dict(summarise(got.results))
     numbers.update(label=got.label, stale=got.stale)
     return out, numbers

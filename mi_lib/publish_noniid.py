@@ -259,6 +259,7 @@ def paper_figure(profile: str = "paper", root: Path = A.ARCHIVE_DIR, verify_firs
     figure that says so when nothing is archived; a red STALE line when today's code disagrees)."""
     import matplotlib.pyplot as plt
 
+    from .figures import provenance_title
     from .figures import tschannen as F
 
     try:
@@ -281,10 +282,7 @@ def paper_figure(profile: str = "paper", root: Path = A.ARCHIVE_DIR, verify_firs
         else:
             got.stale = [f"today's code gives other numbers (max difference {check['max_abs_diff']:.2g} nats)"]
     out = F.fig_noniid(got.results)
-    title = got.label + "".join(f"\nSTALE: {s}" for s in got.stale)
-    lines = title.count("\n") + 1
-    out.suptitle(title, y=0.995, fontsize=8.5, color="#b00000" if got.stale else "black", wrap=True)
-    out.tight_layout(rect=(0, 0.03, 1, 1 - 0.045 * lines))
+    provenance_title(out, got.label, got.stale)
     numbers: Dict[str, Any] = {
         f"{b}_{m}_last_quarter": last_quarter_stats(got.results["last_quarter"][b][m])
         for b in got.results["last_quarter"]

@@ -61,3 +61,25 @@ def save_figure(
         paths["json"] = out_dir / f"{name}.json"
         save_json(paths["json"], numbers)
     return paths
+
+
+def provenance_title(fig: plt.Figure, label: str, stale: Any = (), inches_per_line: float = 0.2) -> plt.Figure:
+    """Put an archive entry's provenance ``label`` (and a red ``STALE:`` line per reason) above ``fig``.
+
+    Room is made at the top for the title's lines; a legend the figure placed below its axes keeps its
+    room at the bottom (the layout is redone between the legend's top and the title)."""
+    title = label + "".join(f"\nSTALE: {s}" for s in stale)
+    lines = title.count("\n") + 1
+    fig.suptitle(title, y=0.995, fontsize=8.5, color="#b00000" if stale else "black", wrap=True)
+    fig.canvas.draw()  # wrapping and legend extents are known only after a draw
+    wrapped = getattr(getattr(fig, "_suptitle", None), "_get_wrapped_text", None)  # matplotlib's wrapping
+    if wrapped is not None:
+        lines = max(lines, wrapped().count("\n") + 1)
+    bottom = 0.0
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    for legend in fig.legends:
+        bbox = legend.get_window_extent(renderer).transformed(fig.transFigure.inverted())
+        bottom = max(bottom, bbox.y1 + 0.01)
+    top = 1 - (0.1 + inches_per_line * lines) / fig.get_size_inches()[1]
+    fig.tight_layout(rect=(0, max(bottom, 0.02), 1, top))
+    return fig

@@ -120,13 +120,16 @@ def _best_alpha_panel(ax: plt.Axes, results: Mapping[str, Any], key: str = "best
     norm = BoundaryNorm(np.arange(len(levels) + 1) - 0.5, cmap.N)
     im = ax.imshow(idx, origin="lower", aspect="auto", cmap=cmap, norm=norm)
     tick = ["NWJ" if a == 0 else "NCE" if a == 1 else f"{a:.3g}" for a in levels]
-    for (ik, im_), v in np.ndenumerate(idx.filled(-1)):
-        if v < 0:
-            continue
-        ax.text(
-            im_, ik, tick[v], ha="center", va="center", fontsize=6.5, color="white" if v > len(levels) / 2 else "black"
-        )
-    ax.set_xticks(range(len(results["mi"])), [f"{m:g}" for m in results["mi"]])
+    mi = np.asarray(results["mi"])
+    if len(mi) <= 10:  # cells wide enough to be labelled; on a finer grid the colour bar says it
+        for (ik, im_), v in np.ndenumerate(idx.filled(-1)):
+            if v < 0:
+                continue
+            color = "white" if v > len(levels) / 2 else "black"
+            ax.text(im_, ik, tick[v], ha="center", va="center", fontsize=6.5, color=color)
+    every = int(np.ceil(len(mi) / 10))  # at most about ten MI labels
+    shown = range(every - 1, len(mi), every) if every > 1 else range(len(mi))
+    ax.set_xticks(list(shown), [f"{mi[i]:g}" for i in shown])
     ax.set_yticks(range(len(results["batch_sizes"])), [str(k) for k in results["batch_sizes"]])
     ax.set_xlabel("true MI (nats)")
     ax.set_ylabel("batch size K")
@@ -154,6 +157,12 @@ def plot_gradient_accuracy(results: Mapping[str, Any], max_panels: int = 3, shar
     )
     mse = np.asarray(results["grad_mse" + sfx])
     for ax, ik in zip(axes[:-1], picks):
+        ax.set_title(f"K = {ks[ik]}")
+        if np.isnan(mse[:, ik]).all():  # a partial archive: this batch size is still computing
+            ax.text(0.5, 0.5, "not computed yet", ha="center", va="center", transform=ax.transAxes, color="0.4")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            continue
         for ie, n in enumerate(names):
             fixed = _alpha_of(n) is None
             ax.plot(
@@ -167,14 +176,17 @@ def plot_gradient_accuracy(results: Mapping[str, Any], max_panels: int = 3, shar
                 zorder=3 if fixed else 2,
             )
         ax.set_yscale("log")
-        ax.set_title(f"K = {ks[ik]}")
         ax.set_xlabel("true MI (nats)")
     axes[0].set_ylabel("gradient MSE" + (" (shared ρ)" if shared else r" $\|\hat g - \nabla I\|^2$"))
     _best_alpha_panel(axes[-1], results, "best_alpha" + sfx)
     axes[-1].set_title("best α (lowest gradient MSE)")
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(6, len(labels)), frameon=False)
-    fig.tight_layout(rect=(0, 0.1 + 0.05 * (len(labels) > 6), 1, 1))
+    ncol = min(6, max(1, len(labels)))
+    rows = int(np.ceil(len(labels) / ncol))
+    height = 3.6 + 0.22 * rows
+    fig.set_size_inches(fig.get_size_inches()[0], height)
+    fig.legend(handles, labels, loc="lower center", ncol=ncol, frameon=False, fontsize=8)
+    fig.tight_layout(rect=(0, (0.15 + 0.22 * rows) / height, 1, 1))
     return fig
 
 
