@@ -125,8 +125,9 @@ def _archive_status() -> int:
     root = A.ARCHIVE_DIR
     total = 0
     for folder in sorted(p for p in root.glob("*/*") if p.is_dir()):
-        metas = [json.loads(m.read_text()) for m in folder.glob("*/*.json")]
-        size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+        metas = [json.loads(m.read_text()) for m in folder.rglob("*.json") if m.name != "entry.json"]
+        # a training checkpoint (Fig. 5) is kept out of git and out of the archive's size
+        size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file() and not f.name.startswith("checkpoint"))
         total += size
         minutes = sum(float(m.get("seconds", 0.0)) for m in metas) / 60
         devices = ", ".join(sorted({m.get("device_name", "?") for m in metas}))
