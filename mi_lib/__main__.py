@@ -129,6 +129,9 @@ def _archive_status() -> int:
         # a training checkpoint (Fig. 5) is kept out of git and out of the archive's size
         size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file() and not f.name.startswith("checkpoint"))
         total += size
+        if not metas:
+            print(f"{folder.parent.name}/{folder.name}: nothing archived yet")
+            continue
         minutes = sum(float(m.get("seconds", 0.0)) for m in metas) / 60
         devices = ", ".join(sorted({m.get("device_name", "?") for m in metas}))
         print(
