@@ -57,6 +57,7 @@ def test_archive_entry_chunked_verified_and_labelled(tmp_path, monkeypatch):
     assert "training at step 25 of 40" in PD.progress_line("smoke", tmp_path)
     archived = PD.paper_results("smoke", tmp_path)
     assert archived["results"] is None and archived["stale"] == ["not archived"]
+    assert "not archived yet (a run in this checkout is at step 25 of 40)" in archived["label"]
     path = PD.compute("smoke", tmp_path, progress=False)
     assert path == PD.entry_path("smoke", tmp_path) and PD.progress_line("smoke", tmp_path).endswith("archived")
     got = PD.load("smoke", tmp_path)
