@@ -63,7 +63,7 @@ def save_figure(
     return paths
 
 
-def provenance_title(fig: plt.Figure, label: str, stale: Any = (), inches_per_line: float = 0.2) -> plt.Figure:
+def provenance_title(fig: plt.Figure, label: str, stale: Any = (), inches_per_line: float = 0.15) -> plt.Figure:
     """Put an archive entry's provenance ``label`` (and a red ``STALE:`` line per reason) above ``fig``.
 
     Room is made at the top for the title's lines; a legend the figure placed below its axes keeps its
@@ -80,6 +80,6 @@ def provenance_title(fig: plt.Figure, label: str, stale: Any = (), inches_per_li
     for legend in fig.legends:
         bbox = legend.get_window_extent(renderer).transformed(fig.transFigure.inverted())
         bottom = max(bottom, bbox.y1 + 0.01)
-    top = 1 - (0.1 + inches_per_line * lines) / fig.get_size_inches()[1]
+    top = 1 - (0.08 + inches_per_line * lines) / fig.get_size_inches()[1]
     fig.tight_layout(rect=(0, max(bottom, 0.02), 1, top))
     return fig

@@ -6,6 +6,7 @@ from typing import Dict, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from . import COLORS, style
 
@@ -61,6 +62,7 @@ def fig_noniid(res: Dict) -> plt.Figure:
         ax.axhline(res["true_mi"], color=COLORS["true"], ls="--", lw=1, label=f"true I(X;Y) = {res['true_mi']:.4f}")
         ax.set_title(f"{BOUND_LABEL.get(b, b)}, training batches, Gaussian-filtered")
         ax.set_xlabel("training step")
+        ax.xaxis.set_major_locator(MaxNLocator(5, integer=True))  # 20,000 steps: labels that do not collide
     axes[0].set_ylabel("estimate (nats)")
     axes[0].set_ylim(-0.1, 1.3 * top)
     axes[0].legend(loc="upper left", fontsize=7)
