@@ -97,10 +97,10 @@ def missing_chunks(profile: str, root: Path = A.ARCHIVE_DIR) -> List[ChunkKey]:
     return [k for k in chunks(config(profile)) if k not in done]
 
 
-def train_chunk(key: ChunkKey, steps: Optional[int] = None) -> np.ndarray:
+def train_chunk(key: ChunkKey, steps: Optional[int] = None, progress: bool = False) -> np.ndarray:
     """The chunk's raw training-batch estimates ``[runs, steps]`` (``steps`` overrides the config's)."""
     cfg = key.config if steps is None else dataclasses.replace(key.config, steps=steps)
-    return NI.train_stacked(cfg, key.bound, dict(MODES)[key.mode], runs=key.runs)
+    return NI.train_stacked(cfg, key.bound, dict(MODES)[key.mode], runs=key.runs, progress=progress)
 
 
 def summarise_chunk(cfg: NI.NonIIDConfig, trace: np.ndarray) -> Dict[str, np.ndarray]:
@@ -129,7 +129,7 @@ def compute_chunks(
     written = []
     for n, key in enumerate(todo, 1):
         t0 = time.perf_counter()
-        trace = train_chunk(key)
+        trace = train_chunk(key, progress=progress)
         seconds = time.perf_counter() - t0
         path = chunk_path(key, profile, root)
         extra = {"figure": "fig4c", "bound": key.bound, "mode": key.mode, "runs": list(key.runs)}

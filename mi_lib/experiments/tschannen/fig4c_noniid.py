@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from scipy.ndimage import gaussian_filter1d
 from torch import nn
+from tqdm.auto import tqdm
 
 from ...critics import make_critic
 from ...registry import get_bound
@@ -125,13 +126,16 @@ class StackedConcatCritic(nn.Module):
         return z.reshape(r, k, k)
 
 
-def train_stacked(cfg: NonIIDConfig, bound: str, shared_z: bool, runs: Optional[Sequence[int]] = None) -> np.ndarray:
+def train_stacked(
+    cfg: NonIIDConfig, bound: str, shared_z: bool, runs: Optional[Sequence[int]] = None, progress: bool = False
+) -> np.ndarray:
     """``n_runs`` critics trained together on independent batches -> training-batch estimates ``[n_runs, steps]``.
 
     Run ``r`` starts from the critic built after ``torch.manual_seed(seed + 1000 r)`` and draws its batches
     from its own generator; Adam is elementwise, so one optimizer over the stacked parameters is
     ``n_runs`` independent ones. ``runs`` trains only those run indices (default: ``range(n_runs)``), so a
     long paper-profile run can be archived a group of runs at a time (:mod:`mi_lib.publish_noniid`).
+    ``progress`` shows a progress bar (a paper-profile chunk takes minutes).
     """
     runs = range(cfg.n_runs) if runs is None else list(runs)
     if not len(runs) or any(not 0 <= r < cfg.n_runs for r in runs):
@@ -146,7 +150,8 @@ def train_stacked(cfg: NonIIDConfig, bound: str, shared_z: bool, runs: Optional[
     bound_fn = get_bound(bound).fn
     opt = torch.optim.Adam(stacked.parameters(), lr=cfg.lr)
     trace = np.empty((len(seeds), cfg.steps))
-    for step in range(cfg.steps):
+    desc = f"{bound} {'shared-Z' if shared_z else 'i.i.d.'}"
+    for step in tqdm(range(cfg.steps), disable=not progress, desc=desc, mininterval=5):
         xy = [sample_batch(cfg.batch_size, shared_z, g) for g in gens]
         x, y = torch.stack([a for a, _ in xy]), torch.stack([b for _, b in xy])  # [R, K, 1] each
         scores = stacked(x, y)  # [R, K, K]
