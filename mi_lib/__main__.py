@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, Callable, Dict, Tuple
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -73,43 +74,60 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 1 if failed else 0
 
 
-def _archive(names: Sequence[str], profile: str, device: str, verify: bool) -> int:
-    """``--publish`` / ``--verify``: Figs. 2 and 4c (trained, in chunks), Fig. 5 (one checkpointed run) and Figs. 3
-    and 4 (Monte Carlo, in cells)."""
+def _archived_figures(device: str) -> Dict[str, Tuple[str, Callable[..., Any], Callable[..., Any], Any]]:
+    """``{name: (notebook, publish(profile) -> path or None, verify(profile) -> dict, progress(profile) -> str)}``
+    of every archived figure: Figs. 2 and 4c (trained, in chunks), Fig. 5 (one checkpointed run) and
+    Figs. 3 and 4 (Monte Carlo, in cells)."""
     from . import publish as P
+    from . import publish_dsprites as PD
     from . import publish_grid as PG
+    from . import publish_noniid as PN
 
-    known = {
-        "fig2": "fig2_gaussian_estimates",
-        **{f.name: f.notebook for f in PG.FIGURES.values()},
-        "fig4c": "tschannen_noniid",
-        "fig5": "dsprites_fig5",
+    out: Dict[str, Tuple[str, Callable[..., Any], Callable[..., Any], Any]] = {
+        "fig2": (P.FIG2, lambda pr: P.publish_fig2(pr, device=device), P.verify_fig2, None),
+        "fig4c": (PN.NOTEBOOK, PN.publish, PN.verify, PN.status_line),
+        "fig5": (PD.NOTEBOOK, PD.compute, PD.verify, PD.progress_line),
     }
+    for f in PG.FIGURES.values():
+        out[f.name] = (
+            f.notebook,
+            lambda pr, f=f: PG.publish(f, pr, device=device),
+            lambda pr, f=f: PG.verify(f, pr),
+            lambda pr, f=f: PG.status_line(f, pr),
+        )
+    return out
+
+
+def _archive(names: Sequence[str], profile: str, device: str, verify: bool) -> int:
+    """``--publish`` / ``--verify`` of the named archived figures."""
+    from . import archive as A
+
+    known = _archived_figures(device)
     picked = []
     for n in names:
-        hits = [k for k, nb in known.items() if n and (k == n or nb.startswith(n))]
+        hits = [k for k, (nb, *_) in known.items() if n and (k == n or nb.startswith(n))]
         if len(hits) != 1:
             print(
-                f"error: {n!r} names no archived figure; the archive holds {', '.join(known)} "
+                f"error: {n!r} names no archived figure; the archive holds {', '.join(sorted(known))} "
                 f"(e.g. reproduce --publish fig2)",
                 file=sys.stderr,
             )
             return 2
         picked.append(hits[0])
     if not picked:
-        print(f"error: name the figures to archive: {', '.join(known)}", file=sys.stderr)
+        print(f"error: name the figures to archive: {', '.join(sorted(known))}", file=sys.stderr)
         return 2
     status = 0
     for name in picked:
+        _, publish, check, progress = known[name]
         try:
-            if name == "fig2":
-                status = max(status, _fig2(P, profile, device, verify))
-            elif name == "fig4c":
-                status = max(status, _noniid(profile, verify))
-            elif name == "fig5":
-                status = max(status, _dsprites(profile, verify))
+            if verify:
+                res = check(profile)
+                print(A.verification_line(name, profile, res))
+                status = max(status, 0 if res["passed"] else 1)
             else:
-                status = max(status, _grid(PG, PG.figure(name), profile, device, verify))
+                path = publish(profile)  # None: a long run stopped before its end (Fig. 5's checkpointed training)
+                print(f"wrote {path}" if path is not None else progress(profile))
         except (FileNotFoundError, ValueError) as e:
             print(f"error: {e}", file=sys.stderr)
             status = 2
@@ -140,63 +158,6 @@ def _archive_status() -> int:
         )
     print(f"total: {total / 1e6:.2f} MB in {root}")
     return 0
-
-
-def _fig2(P, profile: str, device: str, verify: bool) -> int:  # noqa: N803  (a module)
-    if not verify:
-        print(f"wrote {P.publish_fig2(profile, device=device)}")
-        return 0
-    res = P.verify_fig2(profile)
-    how = "identical" if res["identical"] else f"tolerance {res['tolerance']}"
-    print(
-        f"fig2 ({profile}): {res['chunk']}, {res['runs']} runs x {res['steps']} steps recomputed; "
-        f"max |diff| {res['max_abs_diff']:.2e} nats ({how}): {'PASSED' if res['passed'] else 'FAILED'}"
-    )
-    return 0 if res["passed"] else 1
-
-
-def _noniid(profile: str, verify: bool) -> int:
-    from . import publish_noniid as PN
-
-    if not verify:
-        print(f"wrote {PN.publish(profile)}")
-        return 0
-    res = PN.verify(profile)
-    how = "identical" if res["identical"] else f"tolerance {res['tolerance']:g} nats"
-    print(
-        f"fig4c ({profile}): {res['chunk']}, {res['runs']} runs x {res['steps']} steps recomputed; "
-        f"max |diff| {res['max_abs_diff']:.2e} nats ({how}): {'PASSED' if res['passed'] else 'FAILED'}"
-    )
-    return 0 if res["passed"] else 1
-
-
-def _dsprites(profile: str, verify: bool) -> int:
-    from . import publish_dsprites as PD
-
-    if not verify:
-        path = PD.compute(profile)
-        print(f"wrote {path}" if path else PD.progress_line(profile))
-        return 0
-    res = PD.verify(profile)
-    how = "identical" if res["identical"] else f"tolerance {res['tolerance']:g}"
-    print(
-        f"fig5 ({profile}): the first {res['steps']} training steps recomputed; "
-        f"max |diff| {res['max_abs_diff']:.2e} ({how}): {'PASSED' if res['passed'] else 'FAILED'}"
-    )
-    return 0 if res["passed"] else 1
-
-
-def _grid(PG, fig, profile: str, device: str, verify: bool) -> int:  # noqa: N803  (a module)
-    if not verify:
-        print(f"wrote {PG.publish(fig, profile, device=device)}")
-        return 0
-    res = PG.verify(fig, profile)
-    how = "identical" if res["identical"] else f"relative tolerance {res['rtol']:g}"
-    print(
-        f"{fig.name} ({profile}): cell {res['cell']} (K={res['k']}, MI={res['mi']:g}) recomputed; "
-        f"max relative diff {res['max_rel_diff']:.2e} ({how}): {'PASSED' if res['passed'] else 'FAILED'}"
-    )
-    return 0 if res["passed"] else 1
 
 
 if __name__ == "__main__":

@@ -12,6 +12,12 @@ An entry is a compressed ``.npz`` of the results (``mi_lib.cache``'s nested-dict
 a hash of ``mi_lib``'s sources), device name, torch version, wall seconds and date. Long runs are
 archived as chunks (``<name>/chunks/``), each its own entry, so that an interrupted run keeps
 every chunk it finished.
+
+The pieces every archived figure shares are here too: the one-line provenance label
+(:func:`provenance_label`), the figure's summary ``entry.json`` (:func:`write_entry`), the stale note
+(:func:`stale_reasons`), the result of a ``--verify`` recomputation (:func:`verification`) and what
+the book shows: the entry, checked first when the code changed since (:func:`checked`), drawn with
+its provenance or replaced by a figure that says what is missing (:func:`archived_figure`).
 """
 
 from __future__ import annotations
@@ -21,8 +27,10 @@ import hashlib
 import json
 import platform
 import subprocess
+import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Type, Union
 
 import numpy as np
 import torch
@@ -120,3 +128,199 @@ def has_entry(path: Path, config: Any) -> bool:
 def as_float32(a: np.ndarray) -> np.ndarray:
     """Curves are archived in float32: far below the runs' own noise, half the bytes of float64."""
     return np.asarray(a, dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One piece of a long run (a chunk, a cell) as the archive writes it: its file, the key its
+    provenance is hashed from, extra provenance fields and how the progress line names it."""
+
+    path: Path
+    key: Any
+    extra: Dict[str, Any]
+    name: str
+
+
+def archive_pieces(
+    pieces: Sequence[Any],
+    done: int,
+    total: int,
+    describe: Callable[[Any], Piece],
+    compute: Callable[[Any], Dict[str, Any]],
+    profile: str,
+    device: torch.device,
+    on_piece: Optional[Callable[[Path, int, int], None]] = None,
+    progress: bool = True,
+) -> List[Path]:
+    """Compute each of ``pieces`` (``done`` of ``total`` are archived already) and write it as it finishes,
+    with its provenance and wall seconds, so that an interrupted run keeps every finished piece.
+
+    ``compute(piece)`` gives the results to store, ``describe(piece)`` where and under which key;
+    ``on_piece(path, archived, total)`` runs after each (for example a git commit). Returns the new files.
+    """
+    written = []
+    for n, piece in enumerate(pieces, 1):
+        t0 = time.perf_counter()
+        results = compute(piece)
+        seconds = time.perf_counter() - t0
+        d = describe(piece)
+        d.path.parent.mkdir(parents=True, exist_ok=True)
+        save_entry(d.path, results, provenance(profile, d.key, device, seconds, d.extra))
+        written.append(d.path)
+        if progress:
+            print(
+                f"[{time.strftime('%H:%M:%S')}] {d.name} in {seconds:.0f} s ({done + n}/{total} archived)", flush=True
+            )
+        if on_piece is not None:
+            on_piece(d.path, done + n, total)
+    return written
+
+
+@dataclass
+class Archived:
+    """An archived figure's numbers with what the book says about them (``results`` is ``None`` when
+    nothing is archived yet; ``label`` then says what is missing)."""
+
+    results: Optional[Dict[str, Any]]
+    label: str  # where, how and when it was computed
+    stale: List[str]  # reasons the entry may no longer match the code or the config; empty: current
+
+
+def provenance_label(head: str, provs: List[Dict[str, Any]]) -> str:
+    """``<head>, computed on <device(s)> in <minutes> min, <date or date range>, commit <commit(s)>``:
+    where, how long and when the entries whose provenance is ``provs`` were computed."""
+    devices = sorted({p.get("device_name", "?") for p in provs})
+    minutes = sum(float(p.get("seconds", 0.0)) for p in provs) / 60
+    dates = sorted(p.get("date", "?")[:10] for p in provs) or ["?"]
+    commits = sorted({p.get("git_commit", "?")[:7] for p in provs})
+    when = dates[0] if dates[0] == dates[-1] else f"{dates[0]} to {dates[-1]}"
+    return f"{head}, computed on {' + '.join(devices)} in {minutes:.0f} min, {when}, commit {', '.join(commits)}"
+
+
+def stale_reasons(provs: List[Dict[str, Any]], name: str, recompute: str = "recomputes a slice") -> List[str]:
+    """``[reason]`` when any entry was computed by other code than today's (``[]`` otherwise); the reason
+    names the ``reproduce --verify <name>`` step that checks whether the numbers still hold."""
+    if all(p.get("code_version") == code_version() for p in provs):
+        return []
+    return [
+        f"the code has changed since it was computed (`python -m mi_lib reproduce --verify {name}` "
+        f"{recompute} and compares)"
+    ]
+
+
+def write_entry(
+    path: Path,
+    *,
+    notebook: str,
+    profile: str,
+    config: Any,
+    provs: List[Dict[str, Any]],
+    parts: str,
+    files: Path,
+    label: str,
+) -> Path:
+    """Write a figure's ``entry.json``: the whole figure's provenance, gathered from its parts' (``parts``
+    names them: ``chunks``, ``cells``), and the size of the folder ``files`` that holds them."""
+    entry = {
+        "notebook": notebook,
+        "profile": profile,
+        "config": config_to_dict(config),
+        "config_hash": config_hash(config),
+        parts: len(provs),
+        "seconds": sum(float(p["seconds"]) for p in provs),
+        "devices": sorted({p["device_name"] for p in provs}),
+        "git_commits": sorted({p["git_commit"] for p in provs}),
+        "torch": sorted({p["torch"] for p in provs}),
+        "dates": sorted(p["date"] for p in provs),
+        "bytes": sum(f.stat().st_size for f in Path(files).iterdir()),
+        "label": label,
+    }
+    save_json(Path(path), entry)
+    return Path(path)
+
+
+def verification(
+    what: str, max_diff: float, tolerance: float, unit: str = "", file: str = "", **extra: Any
+) -> Dict[str, Any]:
+    """What a ``--verify`` recomputation found: ``what`` it recomputed (for example "the first 300 steps
+    of 5 runs"), from which archived ``file``, the largest difference from the archive (in ``unit``:
+    ``nats``, ``relative``, or none) and whether it is within ``tolerance``."""
+    return {
+        "what": what,
+        "file": file,
+        "max_diff": float(max_diff),
+        "unit": unit,
+        "tolerance": float(tolerance),
+        "identical": max_diff == 0.0,
+        "passed": bool(max_diff <= tolerance),
+        "threads": torch.get_num_threads(),
+        **extra,
+    }
+
+
+def _in_unit(x: float, unit: str, fmt: str) -> str:
+    return f"{x:{fmt}}" + (f" {unit}" if unit else "")
+
+
+def verification_line(name: str, profile: str, check: Dict[str, Any]) -> str:
+    """One line for the command line: what was recomputed, the difference, PASSED or FAILED."""
+    how = "identical" if check["identical"] else f"tolerance {_in_unit(check['tolerance'], check['unit'], 'g')}"
+    source = f" ({check['file']})" if check.get("file") else ""
+    return (
+        f"{name} ({profile}): {check['what']}{source} recomputed; max |diff| "
+        f"{_in_unit(check['max_diff'], check['unit'], '.2e')} ({how}): {'PASSED' if check['passed'] else 'FAILED'}"
+    )
+
+
+def checked(
+    load: Callable[[], Archived],
+    missing: Callable[[], str],
+    verify: Optional[Callable[[], Dict[str, Any]]] = None,
+    not_archived: Union[Type[BaseException], Tuple[Type[BaseException], ...]] = FileNotFoundError,
+) -> Archived:
+    """The archived figure as the book shows it.
+
+    ``load()`` gives the entry (raising ``not_archived`` when there is none: then the result has no
+    results, ``missing()`` as its label and the stale reason "not archived"). When the entry is stale
+    because the code changed, ``verify()`` (:func:`verification`'s dict; ``None``: do not) recomputes
+    its slice with today's code: agreeing, the label says so and the entry is current; disagreeing, the
+    stale reason says by how much.
+    """
+    try:
+        got = load()
+    except not_archived:
+        return Archived(None, missing(), ["not archived"])
+    if got.stale and verify is not None:
+        check = verify()
+        if check["passed"]:
+            how = "identical" if check["identical"] else f"within {_in_unit(check['tolerance'], check['unit'], 'g')}"
+            got.stale = []
+            got.label += f"; verified with today's code: {check['what']} {how}"
+        else:
+            got.stale = [
+                f"today's code gives other numbers ({check['what']} differ by up to "
+                f"{_in_unit(check['max_diff'], check['unit'], '.2g')})"
+            ]
+    return got
+
+
+def archived_figure(
+    got: Archived, draw: Callable[[Dict[str, Any]], Any], summarise: Callable[[Dict[str, Any]], Dict]
+) -> Tuple[Any, Dict[str, Any]]:
+    """``(figure, numbers)`` of a :func:`checked` entry: drawn by ``draw`` (the reader's figure function)
+    and titled with its provenance (and a red line per stale reason), ``numbers`` being ``summarise``'s
+    plus ``label`` and ``stale``; with nothing archived, a figure whose text says what is missing."""
+    import matplotlib.pyplot as plt
+
+    from .figures import provenance_title
+
+    if got.results is None:
+        fig, ax = plt.subplots(figsize=(8, 1.6))
+        ax.axis("off")
+        ax.text(0.5, 0.5, got.label.replace(": ", ":\n", 1), ha="center", va="center", wrap=True, fontsize=10)
+        return fig, {"label": got.label, "stale": got.stale}
+    fig = draw(got.results)
+    provenance_title(fig, got.label, got.stale)
+    numbers = dict(summarise(got.results))
+    numbers.update(label=got.label, stale=got.stale)
+    return fig, numbers

@@ -1,26 +1,25 @@
-"""Publishing paper-scale results into the archive, checking them, and labelling them for the book.
+"""Fig. 2's results archive: publishing paper-scale results, checking them, and labelling them for the book.
 
-``python -m mi_lib reproduce --publish fig2 --profile paper`` computes what is missing of a figure's
+``python -m mi_lib reproduce --publish fig2 --profile paper`` computes what is missing of the figure's
 archive entry (chunk by chunk, each kept as it finishes) and writes the entry's summary;
 ``--verify fig2`` recomputes a cheap slice (the first steps of one archived chunk) with today's
-code on the CPU and compares. The chapters draw the archived figure with the same figure
-function as the reader's own run, titled by :func:`provenance_label`. Only Fig. 2 is archived so
-far; the other figures join with their paper-profile runs.
+code on the CPU and compares. The chapter draws the archived figure with the same figure
+function as the reader's own run, titled by :func:`provenance_label`. The other archived figures
+have their own modules (:mod:`mi_lib.publish_grid`: Figs. 3 and 4; :mod:`mi_lib.publish_noniid`:
+Fig. 4c; :mod:`mi_lib.publish_dsprites`: Fig. 5), built from the same pieces in :mod:`mi_lib.archive`.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
-import torch
 
 from . import archive as A
-from .cache import code_version, save_json
+from .archive import Archived  # noqa: F401  (re-exported: publish.Archived)
 from .experiments import gaussian as G
 from .profiles import override
 from .train import train_sweep
@@ -41,26 +40,9 @@ def _chunk_provenance(profile: str, root: Path, cfg: G.Fig2Config) -> List[Dict[
     return [prov for prov in (json.loads(p.read_text()) for p in metas) if prov.get("config_hash") in wanted]
 
 
-@dataclass
-class Archived:
-    """An archived figure's numbers with what the book says about them."""
-
-    results: Dict[str, Any]
-    label: str  # where, how and when it was computed
-    stale: List[str]  # reasons the entry may no longer match the code or the config; empty: current
-
-
 def provenance_label(profile: str, provs: List[Dict[str, Any]], steps: int) -> str:
     """One line: profile, steps, device(s), minutes, date(s), commit(s)."""
-    devices = sorted({p.get("device_name", "?") for p in provs})
-    minutes = sum(float(p.get("seconds", 0.0)) for p in provs) / 60
-    dates = sorted(p.get("date", "?")[:10] for p in provs)
-    commits = sorted({p.get("git_commit", "?")[:7] for p in provs})
-    when = dates[0] if dates[0] == dates[-1] else f"{dates[0]} to {dates[-1]}"
-    return (
-        f"{profile} profile, {steps:,} steps a run, computed on {' + '.join(devices)} in {minutes:.0f} min, "
-        f"{when}, commit {', '.join(commits)}"
-    )
+    return A.provenance_label(f"{profile} profile, {steps:,} steps a run", provs)
 
 
 def complete_critics(profile: str = "paper", root: Path = A.ARCHIVE_DIR) -> Tuple[str, ...]:
@@ -82,13 +64,8 @@ def load_fig2(profile: str = "paper", root: Path = A.ARCHIVE_DIR, partial: bool 
             note = f"; {', '.join(done)} critic only, the others are still computing"
     results = G.run(cfg, archive_dir=fig2_dir(profile, root) / "chunks", archived_only=True, progress=False)
     provs = _chunk_provenance(profile, root, cfg)
-    stale = []
-    if any(p.get("code_version") != code_version() for p in provs):
-        stale.append(
-            "the code has changed since it was computed (`python -m mi_lib reproduce --verify fig2` "
-            "recomputes a slice and compares)"
-        )
-    return Archived(results, provenance_label(profile, provs, results["estimates"].shape[1]) + note, stale)
+    label = provenance_label(profile, provs, results["estimates"].shape[1]) + note
+    return Archived(results, label, A.stale_reasons(provs, "fig2"))
 
 
 def archive_status(profile: str = "paper", root: Path = A.ARCHIVE_DIR) -> Tuple[int, int, List[str]]:
@@ -111,23 +88,17 @@ def publish_fig2(
     out = fig2_dir(profile, root)
     G.run(cfg, archive_dir=out / "chunks", profile=profile, progress=progress)
     provs = _chunk_provenance(profile, root, cfg)
-    size = sum(p.stat().st_size for p in (out / "chunks").iterdir())
-    entry = {
-        "notebook": FIG2,
-        "profile": profile,
-        "config": A.config_to_dict(cfg),
-        "config_hash": A.config_hash(cfg),
-        "chunks": len(provs),
-        "seconds": sum(float(p["seconds"]) for p in provs),
-        "devices": sorted({p["device_name"] for p in provs}),
-        "git_commits": sorted({p["git_commit"] for p in provs}),
-        "torch": sorted({p["torch"] for p in provs}),
-        "dates": sorted(p["date"] for p in provs),
-        "bytes": size,
-        "label": provenance_label(profile, provs, cfg.run.steps_per_level * len(cfg.run.mi_levels)),
-    }
-    save_json(out / "entry.json", entry)
-    return out / "entry.json"
+    label = provenance_label(profile, provs, cfg.run.steps_per_level * len(cfg.run.mi_levels))
+    return A.write_entry(
+        out / "entry.json",
+        notebook=FIG2,
+        profile=profile,
+        config=cfg,
+        provs=provs,
+        parts="chunks",
+        files=out / "chunks",
+        label=label,
+    )
 
 
 def verify_fig2(
@@ -154,17 +125,16 @@ def verify_fig2(
     )
     finite = np.isfinite(again) & np.isfinite(old)  # a diverged run (NaN, inf) must diverge the same way again
     diff = float(np.max(np.abs(again[finite] - old[finite]), initial=0.0)) if same_kind else math.inf
-    return {
-        "chunk": G.chunk_path(cfg, chunk, chunk_dir).name,
-        "runs": len(chunk),
-        "steps": n,
-        "max_abs_diff": diff,
-        "identical": diff == 0.0,
-        "tolerance": tolerance,
-        "passed": diff <= tolerance,
-        "archived_with": prov.get("git_commit"),
-        "threads": torch.get_num_threads(),
-    }
+    return A.verification(
+        f"the first {n} steps of {len(chunk)} runs",
+        diff,
+        tolerance,
+        "nats",
+        file=G.chunk_path(cfg, chunk, chunk_dir).name,
+        runs=len(chunk),
+        steps=n,
+        archived_with=prov.get("git_commit"),
+    )
 
 
 def placeholder_text(profile: str = "paper", root: Path = A.ARCHIVE_DIR) -> Optional[str]:
@@ -187,33 +157,10 @@ def fig2_paper_figure(
     When the code has changed since the numbers were computed, the first ``verify_steps`` steps of one
     chunk are recomputed (:func:`verify_fig2`; 0: not) and the title says whether they still agree.
     Returns ``(figure, numbers)`` with ``numbers = summarise(results)`` plus ``label`` and ``stale``."""
-    import matplotlib.pyplot as plt
-
-    from .figures import provenance_title
-
-    try:
-        got = load_fig2(profile, root, partial=True)
-    except G.MissingChunks:
-        fig, ax = plt.subplots(figsize=(8, 1.6))
-        ax.axis("off")
-        text = placeholder_text(profile, root) or ""
-        ax.text(0.5, 0.5, text.replace(": ", ":\n", 1), ha="center", va="center", wrap=True, fontsize=10)
-        return fig, {"label": text, "stale": ["not archived"]}
-    if got.stale and verify_steps:  # the code changed since: recompute a slice with today's code
-        check = verify_fig2(profile, steps=verify_steps, root=root)
-        if check["passed"]:
-            got.stale = []
-            got.label += (
-                f"; verified with today's code: the first {check['steps']} steps of {check['runs']} runs "
-                f"{'identical' if check['identical'] else 'within %g nats' % check['tolerance']}"
-            )
-        else:
-            got.stale = [
-                f"today's code gives other numbers (first {check['steps']} steps differ by up to "
-                f"{check['max_abs_diff']:.2g} nats)"
-            ]
-    fig = plot(got.results)
-    provenance_title(fig, got.label, got.stale)
-    numbers = dict(summarise(got.results))
-    numbers.update(label=got.label, stale=got.stale)
-    return fig, numbers
+    got = A.checked(
+        lambda: load_fig2(profile, root, partial=True),
+        lambda: placeholder_text(profile, root) or "",
+        (lambda: verify_fig2(profile, steps=verify_steps, root=root)) if verify_steps else None,
+        not_archived=G.MissingChunks,
+    )
+    return A.archived_figure(got, plot, summarise)

@@ -25,10 +25,9 @@ import numpy as np
 import torch
 
 from . import archive as A
-from .cache import code_version
+from .archive import Archived
 from .datasets.dsprites import DSprites
 from .experiments import dsprites as D
-from .publish import Archived
 
 NOTEBOOK = "dsprites_fig5"
 BLOCK = 100
@@ -107,11 +106,8 @@ def progress_line(profile: str = "paper", root: Path = A.ARCHIVE_DIR) -> str:
 
 
 def label(profile: str, cfg: D.DSpritesConfig, prov: Dict[str, Any]) -> str:
-    return (
-        f"{profile} profile, {cfg.steps:,} steps at batch {cfg.batch_size}, computed on {prov.get('device_name', '?')} "
-        f"in {float(prov.get('seconds', 0)) / 60:.0f} min, {prov.get('date', '?')[:10]}, "
-        f"commit {prov.get('git_commit', '?')[:7]}"
-    )
+    """One line: profile, steps, batch size, device, minutes, date, commit."""
+    return A.provenance_label(f"{profile} profile, {cfg.steps:,} steps at batch {cfg.batch_size}", [prov])
 
 
 def load(profile: str = "paper", root: Path = A.ARCHIVE_DIR) -> Archived:
@@ -121,19 +117,14 @@ def load(profile: str = "paper", root: Path = A.ARCHIVE_DIR) -> Archived:
     if not A.has_entry(path, _key(cfg)):
         raise FileNotFoundError(f"no archived Fig. 5 ({profile}) at {path}")
     results, prov = A.load_entry(path)
-    stale = []
-    if prov.get("code_version") != code_version():
-        stale.append(
-            "the code has changed since it was computed (`python -m mi_lib reproduce --verify fig5` "
-            "retrains the first steps and compares)"
-        )
-    return Archived(results, label(profile, cfg, prov), stale)
+    return Archived(results, label(profile, cfg, prov), A.stale_reasons([prov], "fig5", "retrains the first steps"))
 
 
 def verify(profile: str = "paper", root: Path = A.ARCHIVE_DIR, tolerance: float = VERIFY_TOLERANCE) -> Dict:
     """Retrain the first :data:`HEAD_STEPS` steps on the CPU (one thread) and compare the curves."""
-    got = load(profile, root)
-    head = got.results["head"]
+    results = load(profile, root).results
+    assert results is not None  # load() raises when nothing is archived
+    head = results["head"]
     cfg = dataclasses.replace(config(profile), steps=len(head["mi"]), progress=False)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -142,41 +133,33 @@ def verify(profile: str = "paper", root: Path = A.ARCHIVE_DIR, tolerance: float 
     finally:
         torch.set_num_threads(threads)
     diff = max(float(np.max(np.abs(A.as_float32(hist[k]).astype(np.float64) - head[k]))) for k in head)
-    return {
-        "steps": cfg.steps,
-        "max_abs_diff": diff,
-        "identical": diff == 0.0,
-        "tolerance": tolerance,
-        "passed": diff <= tolerance,
-    }
+    return A.verification(
+        f"the first {cfg.steps} steps", diff, tolerance, file=entry_path(profile, root).name, steps=cfg.steps
+    )
+
+
+def missing_text(profile: str = "paper", root: Path = A.ARCHIVE_DIR) -> str:
+    """What the chapter says while Fig. 5 is not archived: how far a run in this checkout is, how to train it."""
+    ck = checkpoint_path(profile, root)
+    here = ""
+    if ck.exists():
+        step = int(torch.load(ck, weights_only=False)["step"])
+        here = f" (a run in this checkout is at step {step:,} of {config(profile).steps:,})"
+    return (
+        f"The {profile}-profile Fig. 5 is not archived yet{here}: "
+        f"`python scripts/archive_dsprites.py --profile {profile}` trains it, resumable "
+        "(about five hours on one CPU core; minutes on a GPU)."
+    )
 
 
 def paper_results(profile: str = "paper", root: Path = A.ARCHIVE_DIR, verify_first: bool = True) -> Dict[str, Any]:
     """``{"results": ... or None, "label": str, "stale": [...]}`` for the notebook's paper-profile figures:
     verified first when the code changed since it was computed."""
-    try:
-        got = load(profile, root)
-    except FileNotFoundError:
-        ck = checkpoint_path(profile, root)
-        here = ""
-        if ck.exists():
-            step = int(torch.load(ck, weights_only=False)["step"])
-            here = f" (a run in this checkout is at step {step:,} of {config(profile).steps:,})"
-        return {
-            "results": None,
-            "label": f"The {profile}-profile Fig. 5 is not archived yet{here}: "
-            f"`python scripts/archive_dsprites.py --profile {profile}` trains it, resumable "
-            "(about five hours on one CPU core; minutes on a GPU).",
-            "stale": ["not archived"],
-        }
-    if got.stale and verify_first:
-        check = verify(profile, root)
-        if check["passed"]:
-            got.stale = []
-            how = "identical" if check["identical"] else f"within {check['tolerance']:g}"
-            got.label += f"; verified with today's code: the first {check['steps']} steps {how}"
-        else:
-            got.stale = [f"today's code gives other numbers (max difference {check['max_abs_diff']:.2g})"]
+    got = A.checked(
+        lambda: load(profile, root),
+        lambda: missing_text(profile, root),
+        (lambda: verify(profile, root)) if verify_first else None,
+    )
     return {"results": got.results, "label": got.label, "stale": got.stale}
 
 

@@ -14,7 +14,6 @@ with another thread count); the tolerance is relative, :data:`VERIFY_RTOL`.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -24,11 +23,10 @@ import numpy as np
 import torch
 
 from . import archive as A
-from .cache import code_version, save_json
+from .archive import Archived
 from .experiments import bias_variance as BV
 from .experiments import gradients as GR
 from .profiles import override, resolve_device
-from .publish import Archived
 
 VERIFY_RTOL = 1e-4  # relative: float32 sums in another order; a different draw or estimator moves them by percents
 
@@ -119,43 +117,40 @@ def compute_cells(
     ``on_cell(path, done, total)`` runs after each (for example a git commit). Returns the new files.
     """
     cfg = config(fig, profile, device)
-    dev = resolve_device(cfg.device)
-    todo = missing_cells(fig, profile, root)[:limit]
-    total, written = len(fig.module.cells(cfg)), []
-    start = total - len(missing_cells(fig, profile, root))
-    for n, (ik, im) in enumerate(todo, 1):
-        t0 = time.perf_counter()
-        stats = fig.module.cell(cfg, ik, im, device=dev)
-        seconds = time.perf_counter() - t0
-        path = cell_path(fig, cfg, ik, im, root, profile)
-        extra = {"figure": fig.name, "k": int(cfg.batch_sizes[ik]), "mi": float(cfg.mi_levels[im])}
-        prov = A.provenance(profile, CellKey(override(cfg, device="cpu"), ik, im), dev, seconds, extra)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        A.save_entry(path, {k: np.asarray(v, dtype=np.float64) for k, v in stats.items()}, prov)
-        written.append(path)
-        if progress:
-            print(
-                f"[{time.strftime('%H:%M:%S')}] {fig.name} {profile}: cell K={extra['k']} MI={extra['mi']:g} "
-                f"in {seconds:.0f} s ({start + n}/{total} archived)",
-                flush=True,
-            )
-        if on_cell is not None:
-            on_cell(path, start + n, total)
-    return written
+    missing = missing_cells(fig, profile, root)
+    total = len(fig.module.cells(cfg))
+
+    def describe(c: Tuple[int, int]) -> A.Piece:
+        ik, im = c
+        k, mi = int(cfg.batch_sizes[ik]), float(cfg.mi_levels[im])
+        return A.Piece(
+            cell_path(fig, cfg, ik, im, root, profile),
+            CellKey(override(cfg, device="cpu"), ik, im),
+            {"figure": fig.name, "k": k, "mi": mi},
+            f"{fig.name} {profile}: cell K={k} MI={mi:g}",
+        )
+
+    def compute(c: Tuple[int, int]) -> Dict[str, Any]:
+        stats = fig.module.cell(cfg, *c, device=resolve_device(cfg.device))
+        return {k: np.asarray(v, dtype=np.float64) for k, v in stats.items()}
+
+    return A.archive_pieces(
+        missing[:limit],
+        total - len(missing),
+        total,
+        describe,
+        compute,
+        profile,
+        resolve_device(cfg.device),
+        on_cell,
+        progress,
+    )
 
 
 def provenance_label(fig: GridFigure, profile: str, cfg: Any, provs: List[Dict[str, Any]], total: int) -> str:
     """One line: profile, repetitions, cells archived, device(s), minutes, date(s), commit(s)."""
-    devices = sorted({p.get("device_name", "?") for p in provs})
-    minutes = sum(float(p.get("seconds", 0.0)) for p in provs) / 60
-    dates = sorted(p.get("date", "?")[:10] for p in provs)
-    commits = sorted({p.get("git_commit", "?")[:7] for p in provs})
-    when = dates[0] if dates[0] == dates[-1] else f"{dates[0]} to {dates[-1]}"
     cells = f"all {total} cells" if len(provs) == total else f"{len(provs)} of {total} cells (the rest still computing)"
-    return (
-        f"{profile} profile, {cfg.n_reps:,} minibatches a cell, {cells}, computed on {' + '.join(devices)} "
-        f"in {minutes:.0f} min, {when}, commit {', '.join(commits)}"
-    )
+    return A.provenance_label(f"{profile} profile, {cfg.n_reps:,} minibatches a cell, {cells}", provs)
 
 
 def load(fig: GridFigure, profile: str = "paper", root: Path = A.ARCHIVE_DIR) -> Archived:
@@ -166,14 +161,8 @@ def load(fig: GridFigure, profile: str = "paper", root: Path = A.ARCHIVE_DIR) ->
         raise FileNotFoundError(f"no archived cell of {fig.name} ({profile}) in {cells_dir(fig, profile, root)}")
     results = fig.module.assemble(cfg, {key: stats for key, (stats, _) in done.items()})
     provs = [prov for _, prov in done.values()]
-    stale = []
-    if any(p.get("code_version") != code_version() for p in provs):
-        stale.append(
-            f"the code has changed since it was computed (`python -m mi_lib reproduce --verify {fig.name}` "
-            "recomputes a cell and compares)"
-        )
     label = provenance_label(fig, profile, cfg, provs, len(fig.module.cells(cfg)))
-    return Archived(results, label, stale)
+    return Archived(results, label, A.stale_reasons(provs, fig.name, "recomputes a cell"))
 
 
 def verify(fig: GridFigure, profile: str = "paper", root: Path = A.ARCHIVE_DIR, rtol: float = VERIFY_RTOL) -> Dict:
@@ -197,17 +186,17 @@ def verify(fig: GridFigure, profile: str = "paper", root: Path = A.ARCHIVE_DIR, 
         ok = np.isfinite(old)
         scale = np.maximum(np.abs(old[ok]), 1e-12)
         worst = max(worst, float(np.max(np.abs(new[ok] - old[ok]) / scale, initial=0.0)))
-    return {
-        "cell": cell_path(fig, cfg, ik, im, root, profile).name,
-        "k": int(cfg.batch_sizes[ik]),
-        "mi": float(cfg.mi_levels[im]),
-        "max_rel_diff": worst,
-        "identical": worst == 0.0,
-        "rtol": rtol,
-        "passed": worst <= rtol,
-        "archived_with": prov.get("git_commit"),
-        "threads": torch.get_num_threads(),
-    }
+    k, mi = int(cfg.batch_sizes[ik]), float(cfg.mi_levels[im])
+    return A.verification(
+        f"cell K={k}, MI={mi:g}",
+        worst,
+        rtol,
+        "relative",
+        file=cell_path(fig, cfg, ik, im, root, profile).name,
+        k=k,
+        mi=mi,
+        archived_with=prov.get("git_commit"),
+    )
 
 
 def publish(fig: GridFigure, profile: str = "paper", device: str = "auto", root: Path = A.ARCHIVE_DIR) -> Path:
@@ -217,23 +206,16 @@ def publish(fig: GridFigure, profile: str = "paper", device: str = "auto", root:
     cfg = config(fig, profile)
     provs = [prov for _, prov in archived_cells(fig, profile, root).values()]
     folder = cells_dir(fig, profile, root)
-    entry = {
-        "notebook": fig.notebook,
-        "profile": profile,
-        "config": A.config_to_dict(cfg),
-        "config_hash": A.config_hash(cfg),
-        "cells": len(provs),
-        "seconds": sum(float(p["seconds"]) for p in provs),
-        "devices": sorted({p["device_name"] for p in provs}),
-        "git_commits": sorted({p["git_commit"] for p in provs}),
-        "torch": sorted({p["torch"] for p in provs}),
-        "dates": sorted(p["date"] for p in provs),
-        "bytes": sum(p.stat().st_size for p in folder.iterdir()),
-        "label": provenance_label(fig, profile, cfg, provs, len(fig.module.cells(cfg))),
-    }
-    path = folder.parent / "entry.json"
-    save_json(path, entry)
-    return path
+    return A.write_entry(
+        folder.parent / "entry.json",
+        notebook=fig.notebook,
+        profile=profile,
+        config=cfg,
+        provs=provs,
+        parts="cells",
+        files=folder,
+        label=provenance_label(fig, profile, cfg, provs, len(fig.module.cells(cfg))),
+    )
 
 
 def paper_figure(
@@ -250,34 +232,15 @@ def paper_figure(
     computed, the cheapest cell is recomputed first (``verify_first``) and the title says whether it
     still agrees or, in red, that the figure is stale. Returns ``(figure, numbers)``.
     """
-    import matplotlib.pyplot as plt
-
-    from .figures import provenance_title
-
-    try:
-        got = load(fig, profile, root)
-    except FileNotFoundError:
-        out, ax = plt.subplots(figsize=(8, 1.4))
-        ax.axis("off")
-        text = (
+    got = A.checked(
+        lambda: load(fig, profile, root),
+        lambda: (
             f"The {profile}-profile {fig.name} is not archived yet: "
             f"`python scripts/archive_grid.py {fig.name} --profile {profile}` computes it."
-        )
-        ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True, fontsize=10)
-        return out, {"label": text, "stale": ["not archived"]}
-    if got.stale and verify_first:
-        check = verify(fig, profile, root)
-        if check["passed"]:
-            got.stale = []
-            how = "identical" if check["identical"] else f"within a relative {check['rtol']:g}"
-            got.label += f"; verified with today's code: cell K={check['k']}, MI={check['mi']:g} {how}"
-        else:
-            got.stale = [f"today's code gives other numbers (relative difference {check['max_rel_diff']:.2g})"]
-    out = plot(got.results)
-    provenance_title(out, got.label, got.stale)
-    numbers = dict(summarise(got.results))
-    numbers.update(label=got.label, stale=got.stale)
-    return out, numbers
+        ),
+        (lambda: verify(fig, profile, root)) if verify_first else None,
+    )
+    return A.archived_figure(got, plot, summarise)
 
 
 def status_line(fig: GridFigure, profile: str = "paper", root: Path = A.ARCHIVE_DIR) -> str:

@@ -25,7 +25,6 @@ What a chunk keeps (compact; ``entry.json`` gives the archive's size):
 from __future__ import annotations
 
 import dataclasses
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -34,9 +33,8 @@ import numpy as np
 import torch
 
 from . import archive as A
-from .cache import code_version, save_json
+from .archive import Archived
 from .experiments.tschannen import fig4c_noniid as NI
-from .publish import Archived
 
 NOTEBOOK = "tschannen_noniid"
 RUNS_PER_CHUNK = 5
@@ -123,42 +121,37 @@ def compute_chunks(
 ) -> List[Path]:
     """Train and archive the missing chunks (at most ``limit``), each written as it finishes; on the CPU."""
     cfg = config(profile)
-    todo = missing_chunks(profile, root)[:limit]
+    missing = missing_chunks(profile, root)
     total = len(chunks(cfg))
-    start = total - len(missing_chunks(profile, root))
-    written = []
-    for n, key in enumerate(todo, 1):
-        t0 = time.perf_counter()
-        trace = train_chunk(key, progress=progress)
-        seconds = time.perf_counter() - t0
-        path = chunk_path(key, profile, root)
-        extra = {"figure": "fig4c", "bound": key.bound, "mode": key.mode, "runs": list(key.runs)}
-        prov = A.provenance(profile, key, torch.device("cpu"), seconds, extra)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        A.save_entry(path, summarise_chunk(cfg, trace), prov)
-        written.append(path)
-        if progress:
-            print(
-                f"[{time.strftime('%H:%M:%S')}] fig4c {profile}: {key.bound} {key.mode} runs "
-                f"{key.runs[0]}-{key.runs[-1]} in {seconds:.0f} s ({start + n}/{total} archived)",
-                flush=True,
-            )
-        if on_chunk is not None:
-            on_chunk(path, start + n, total)
-    return written
+
+    def describe(key: ChunkKey) -> A.Piece:
+        return A.Piece(
+            chunk_path(key, profile, root),
+            key,
+            {"figure": "fig4c", "bound": key.bound, "mode": key.mode, "runs": list(key.runs)},
+            f"fig4c {profile}: {key.bound} {key.mode} runs {key.runs[0]}-{key.runs[-1]}",
+        )
+
+    def compute(key: ChunkKey) -> Dict[str, Any]:
+        return summarise_chunk(cfg, train_chunk(key, progress=progress))
+
+    return A.archive_pieces(
+        missing[:limit],
+        total - len(missing),
+        total,
+        describe,
+        compute,
+        profile,
+        torch.device("cpu"),
+        on_chunk,
+        progress,
+    )
 
 
 def provenance_label(profile: str, cfg: NI.NonIIDConfig, provs: List[Dict[str, Any]], runs: int) -> str:
-    devices = sorted({p.get("device_name", "?") for p in provs})
-    minutes = sum(float(p.get("seconds", 0.0)) for p in provs) / 60
-    dates = sorted(p.get("date", "?")[:10] for p in provs)
-    commits = sorted({p.get("git_commit", "?")[:7] for p in provs})
-    when = dates[0] if dates[0] == dates[-1] else f"{dates[0]} to {dates[-1]}"
+    """One line: profile, steps, runs archived, device(s), minutes, date(s), commit(s)."""
     of = f"all {cfg.n_runs} runs" if runs == cfg.n_runs else f"{runs} of {cfg.n_runs} runs (the rest still computing)"
-    return (
-        f"{profile} profile, {cfg.steps:,} steps, {of} a configuration, computed on {' + '.join(devices)} "
-        f"in {minutes:.0f} min, {when}, commit {', '.join(commits)}"
-    )
+    return A.provenance_label(f"{profile} profile, {cfg.steps:,} steps, {of} a configuration", provs)
 
 
 def load(profile: str = "paper", root: Path = A.ARCHIVE_DIR) -> Archived:
@@ -186,13 +179,8 @@ def load(profile: str = "paper", root: Path = A.ARCHIVE_DIR) -> Archived:
             res["smoothed"][b][m] = np.concatenate([np.asarray(p[0]["smoothed"], dtype=np.float64) for p in parts])
             res["last_quarter"][b][m] = np.concatenate([np.asarray(p[0]["last_quarter"]) for p in parts])
             provs += [p[1] for p in parts]
-    stale = []
-    if any(p.get("code_version") != code_version() for p in provs):
-        stale.append(
-            "the code has changed since it was computed (`python -m mi_lib reproduce --verify fig4c` "
-            "recomputes a slice and compares)"
-        )
-    return Archived(res, provenance_label(profile, cfg, provs, sum(len(g) for g in complete)), stale)
+    label = provenance_label(profile, cfg, provs, sum(len(g) for g in complete))
+    return Archived(res, label, A.stale_reasons(provs, "fig4c"))
 
 
 def last_quarter_stats(per_run: np.ndarray) -> Tuple[float, float]:
@@ -217,16 +205,16 @@ def verify(profile: str = "paper", root: Path = A.ARCHIVE_DIR, tolerance: float 
     finally:
         torch.set_num_threads(threads)
     diff = float(np.max(np.abs(A.as_float32(again).astype(np.float64) - head)))
-    return {
-        "chunk": chunk_path(key, profile, root).name,
-        "runs": len(key.runs),
-        "steps": head.shape[1],
-        "max_abs_diff": diff,
-        "identical": diff == 0.0,
-        "tolerance": tolerance,
-        "passed": diff <= tolerance,
-        "archived_with": prov.get("git_commit"),
-    }
+    return A.verification(
+        f"the first {head.shape[1]} steps of {len(key.runs)} runs",
+        diff,
+        tolerance,
+        "nats",
+        file=chunk_path(key, profile, root).name,
+        runs=len(key.runs),
+        steps=head.shape[1],
+        archived_with=prov.get("git_commit"),
+    )
 
 
 def publish(profile: str = "paper", root: Path = A.ARCHIVE_DIR) -> Path:
@@ -235,61 +223,43 @@ def publish(profile: str = "paper", root: Path = A.ARCHIVE_DIR) -> Path:
     cfg = config(profile)
     provs = [p for _, p in archived_chunks(profile, root).values()]
     folder = chunks_dir(profile, root)
-    entry = {
-        "notebook": NOTEBOOK,
-        "profile": profile,
-        "config": A.config_to_dict(cfg),
-        "config_hash": A.config_hash(cfg),
-        "chunks": len(provs),
-        "seconds": sum(float(p["seconds"]) for p in provs),
-        "devices": sorted({p["device_name"] for p in provs}),
-        "git_commits": sorted({p["git_commit"] for p in provs}),
-        "torch": sorted({p["torch"] for p in provs}),
-        "dates": sorted(p["date"] for p in provs),
-        "bytes": sum(p.stat().st_size for p in folder.iterdir()),
-        "label": load(profile, root).label,
-    }
-    path = folder.parent / "entry.json"
-    save_json(path, entry)
-    return path
+    return A.write_entry(
+        folder.parent / "entry.json",
+        notebook=NOTEBOOK,
+        profile=profile,
+        config=cfg,
+        provs=provs,
+        parts="chunks",
+        files=folder,
+        label=load(profile, root).label,
+    )
 
 
 def paper_figure(profile: str = "paper", root: Path = A.ARCHIVE_DIR, verify_first: bool = True) -> Tuple[Any, Dict]:
     """The archived Fig. 4c drawn by the reader's figure function, titled with its provenance (a
     figure that says so when nothing is archived; a red STALE line when today's code disagrees)."""
-    import matplotlib.pyplot as plt
-
-    from .figures import provenance_title
     from .figures import tschannen as F
 
-    try:
-        got = load(profile, root)
-    except FileNotFoundError:
-        out, ax = plt.subplots(figsize=(8, 1.4))
-        ax.axis("off")
-        text = (
+    got = A.checked(
+        lambda: load(profile, root),
+        lambda: (
             f"The {profile}-profile Fig. 4c is not archived yet: "
             f"`python scripts/archive_noniid.py --profile {profile}` computes it."
-        )
-        ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True, fontsize=10)
-        return out, {"label": text, "stale": ["not archived"]}
-    if got.stale and verify_first:
-        check = verify(profile, root)
-        if check["passed"]:
-            got.stale = []
-            how = "identical" if check["identical"] else f"within {check['tolerance']:g} nats"
-            got.label += f"; verified with today's code: {check['steps']} steps of {check['runs']} runs {how}"
-        else:
-            got.stale = [f"today's code gives other numbers (max difference {check['max_abs_diff']:.2g} nats)"]
-    out = F.fig_noniid(got.results)
-    provenance_title(out, got.label, got.stale)
+        ),
+        (lambda: verify(profile, root)) if verify_first else None,
+    )
+    return A.archived_figure(got, F.fig_noniid, summarise)
+
+
+def summarise(results: Dict[str, Any]) -> Dict[str, Any]:
+    """The figure's numbers: each (bound, batch mode)'s last-quarter mean and standard error, and the true MI."""
     numbers: Dict[str, Any] = {
-        f"{b}_{m}_last_quarter": last_quarter_stats(got.results["last_quarter"][b][m])
-        for b in got.results["last_quarter"]
+        f"{b}_{m}_last_quarter": last_quarter_stats(results["last_quarter"][b][m])
+        for b in results["last_quarter"]
         for m, _ in MODES
     }
-    numbers.update(true_mi=got.results["true_mi"], label=got.label, stale=got.stale)
-    return out, numbers
+    numbers["true_mi"] = results["true_mi"]
+    return numbers
 
 
 def status_line(profile: str = "paper", root: Path = A.ARCHIVE_DIR) -> str:

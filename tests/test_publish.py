@@ -42,7 +42,7 @@ def test_verify_recomputes_a_slice_and_catches_a_changed_number(smoke_archive, t
     res["estimates"][0, 3] += 0.01
     A.save_entry(path, res, prov)
     bad = P.verify_fig2("smoke", steps=10, root=tmp_path / "r")
-    assert not bad["passed"] and bad["max_abs_diff"] == pytest.approx(0.01, rel=1e-3)
+    assert not bad["passed"] and bad["max_diff"] == pytest.approx(0.01, rel=1e-3)
 
 
 def test_incomplete_and_stale_archives_say_so(smoke_archive, tmp_path):

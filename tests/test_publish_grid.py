@@ -74,7 +74,7 @@ def test_verify_passes_on_the_archive_and_fails_on_a_changed_number(smoke_archiv
     stats["variance"][1] *= 1.01
     A.save_entry(path, stats, prov)
     bad = PG.verify(fig, "smoke", tmp_path / "r")
-    assert not bad["passed"] and bad["max_rel_diff"] == pytest.approx(0.01 / 1.01, rel=1e-3)
+    assert not bad["passed"] and bad["max_diff"] == pytest.approx(0.01 / 1.01, rel=1e-3)
     assert main(["reproduce", "--verify", "fig3", "--profile", "smoke"]) in (0, 1, 2)  # the real archive: any state
 
 

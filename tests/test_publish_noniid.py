@@ -92,13 +92,13 @@ def test_interrupted_archive_resumes_and_shows_only_complete_run_groups(tmp_path
 def test_verify_passes_on_the_archive_and_catches_a_change(tmp_path):
     PN.compute_chunks("smoke", tmp_path, limit=1, progress=False)
     res = PN.verify("smoke", tmp_path)
-    assert res["passed"] and res["max_abs_diff"] <= PN.VERIFY_TOLERANCE
+    assert res["passed"] and res["max_diff"] <= PN.VERIFY_TOLERANCE
     path = PN.chunk_path(PN.chunks(NI.CONFIGS["smoke"])[0], "smoke", tmp_path)
     results, prov = A.load_entry(path)
     results["head"] = results["head"] + 0.01  # as if today's code trained differently
     A.save_entry(path, results, prov)
     bad = PN.verify("smoke", tmp_path)
-    assert not bad["passed"] and bad["max_abs_diff"] == pytest.approx(0.01, abs=1e-5)
+    assert not bad["passed"] and bad["max_diff"] == pytest.approx(0.01, abs=1e-5)
 
 
 def test_paper_figure_placeholder_stale_and_label(tmp_path, one_run_chunks, monkeypatch):
