@@ -95,6 +95,60 @@ def test_runs_trained_together_are_the_runs_trained_alone():
     assert not np.allclose(together[1], together[0])  # other seeds: other runs
 
 
+def _max_diffs(a, b, path=""):
+    """``{path: max |a - b|}`` over the float arrays of two nested results."""
+    if isinstance(a, dict):
+        return {k: v for key in a for k, v in _max_diffs(a[key], b[key], f"{path}/{key}").items()}
+    if isinstance(a, np.ndarray) and a.dtype.kind == "f":
+        assert a.shape == b.shape, path
+        return {path: float(np.max(np.abs(a - b)))}
+    return {}
+
+
+@pytest.mark.parametrize("figure", ["fig1_invertible", "fig2_hard", "fig4ab_matched"])
+def test_mnist_runs_trained_stacked_are_the_runs_trained_one_after_another(figure):
+    """Flows (permutation buffers, the reconstruction check), noise from each run's generator (Fig. 2) and a
+    loss other than the bound (Fig. 4a,b's |I - t|, ConvNet): the same runs, up to float rounding."""
+    import importlib
+
+    from mi_lib.profiles import override
+
+    mod = importlib.import_module(f"mi_lib.experiments.tschannen.{figure}")
+    cfg = override(mod.CONFIGS["smoke"], n_runs=2, steps=12, eval_every=6)
+    together = mod.run(override(cfg, stack_seeds=True))
+    alone = mod.run(override(cfg, stack_seeds=False))
+    diffs = _max_diffs(together, alone)
+    for path, d in diffs.items():
+        tol = 0.005 if path.endswith("accuracy") else 1e-4  # accuracy: 2 of 512 test digits may flip on rounding
+        assert d <= tol, (path, d)
+    runs = next(v for k, v in together.items() if isinstance(v, dict))
+    while "train_bound" not in runs:
+        runs = next(iter(runs.values()))
+    assert runs["train_bound"].shape == (2, 12) and not np.allclose(runs["train_bound"][0], runs["train_bound"][1])
+
+
+def test_runs_are_stacked_on_cuda_by_default_and_probes_solved_together(monkeypatch):
+    from mi_lib.experiments.tschannen import common as T
+    from mi_lib.profiles import override
+
+    assert T.TrainSpec().stack_seeds is None
+    called = []
+    monkeypatch.setattr(T, "train_views_stacked", lambda *a, **k: called.append(1) or {})
+    monkeypatch.setattr(T, "train_views", lambda *a, **k: {"steps": np.arange(2), "bound": np.zeros(2)})
+    cfg = override(T.MNISTConfig(), n_runs=2)
+    T.run_seeds(cfg, lambda s: (None, None, None), "infonce", None)  # CPU: one after another
+    assert called == []
+    T.run_seeds(override(cfg, device="cuda"), lambda s: (None, None, None), "infonce", None)
+    T.run_seeds(override(cfg, stack_seeds=True), lambda s: (None, None, None), "infonce", None)
+    assert called == [1, 1]
+    v, probe = _views(), T.ProbeSpec(probe_tol=1e-6)
+    encoders = [torch.nn.Linear(392, 20) for _ in range(3)]
+    inputs = [(v.x1_train, v.x1_test)] * 3
+    together = probe.accuracies(encoders, inputs, v.y_train, v.y_test)
+    alone = [probe.accuracy(e, v.x1_train, v.y_train, v.x1_test, v.y_test) for e in encoders]
+    np.testing.assert_allclose(together, alone, atol=1e-9)
+
+
 def test_smoothing_is_a_gaussian_filter_of_the_configured_width():
     impulse = np.zeros(2001)
     impulse[1000] = 1.0

@@ -13,13 +13,15 @@ package only build encoders and critics and call :func:`run_seeds`.
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
 
 from ...critics import critic_name, make_critic
 from ...datasets.mnist import halves, load_mnist
@@ -64,6 +66,11 @@ class TrainSpec:
     bound_batches: int = 117  # training batches the plotted bound averages (the authors: 60,000 / 512 of them)
     heldout_bound: bool = False  # option: also the bound on held-out test batches of ``heldout_batch_size``
     heldout_batch_size: int = 512
+    # True: train the runs of a configuration together, their parameters stacked (torch.func.vmap); False: one
+    # after another; None: stacked on a CUDA device only (on a 2-core CPU stacking measured no faster:
+    # benchmarks/results/stacked_seeds_cpu.json). The same runs either way (each has its own generators), up to
+    # float rounding.
+    stack_seeds: Optional[bool] = None
     device: str = "cpu"  # the notebook passes the resolved device
 
 
@@ -92,6 +99,22 @@ class ProbeSpec:
             [f_tr], y_train, [f_te], y_test, self.probe_C, self.probe_tol, self.probe_max_iter, device=dev
         )
         return float(acc[0])
+
+    def accuracies(
+        self,
+        encoders: Sequence[Callable[[torch.Tensor], torch.Tensor]],
+        inputs: Sequence[Tuple[np.ndarray, np.ndarray]],
+        y_train: np.ndarray,
+        y_test: np.ndarray,
+        device: str = "cpu",
+    ) -> np.ndarray:
+        """``[len(encoders)]`` test accuracies, encoder ``i`` on ``inputs[i] = (x_train, x_test)``, the probes
+        solved together (one batched solve: :func:`mi_lib.probe.probe_accuracies`)."""
+        dev = torch.device(device)
+        f_tr = [encode(e, x[0], device=dev) for e, x in zip(encoders, inputs)]
+        f_te = [encode(e, x[1], device=dev) for e, x in zip(encoders, inputs)]
+        C, tol, iters = self.probe_C, self.probe_tol, self.probe_max_iter
+        return probe_accuracies(f_tr, y_train, f_te, y_test, C, tol, iters, device=dev)
 
 
 @dataclass(frozen=True)
@@ -159,17 +182,27 @@ def probe_inputs(v: Views, spec: TrainSpec, seed: int) -> Tuple[np.ndarray, np.n
 
 
 def training_batch(
-    v: Views, spec: TrainSpec, rng: np.random.Generator, dev: torch.device
+    v: Views, spec: TrainSpec, rng: np.random.Generator, dev: torch.device, gen: Optional[torch.Generator] = None
 ) -> Tuple[torch.Tensor, torch.Tensor]:
-    """A training batch ``(x1, x2)``, ``[batch_size, 392]`` each, with the protocol's noise (torch's generator)."""
+    """A training batch ``(x1, x2)``, ``[batch_size, 392]`` each: images drawn by ``rng``, the protocol's noise
+    by the run's torch generator ``gen`` (on ``dev``; ``None``: torch's global one)."""
     idx = rng.choice(len(v.y_train), spec.batch_size, replace=False)
     x1 = torch.as_tensor(v.x1_train[idx], device=dev)
     x2 = torch.as_tensor(v.x2_train[idx], device=dev)
     if spec.noise_std > 0:
-        n = spec.noise_std * torch.randn_like(x1)
-        n2 = n if spec.shared_noise else spec.noise_std * torch.randn_like(x2)
+        n = spec.noise_std * torch.randn(x1.shape, generator=gen, device=dev, dtype=x1.dtype)
+        n2 = (
+            n
+            if spec.shared_noise
+            else spec.noise_std * torch.randn(x2.shape, generator=gen, device=dev, dtype=x2.dtype)
+        )
         x1, x2 = x1 + n, x2 + n2
     return x1, x2
+
+
+def run_generators(seed: int, dev: torch.device) -> Tuple[np.random.Generator, torch.Generator]:
+    """A run's own generators: numpy's for the batches' images, torch's (on ``dev``) for their noise."""
+    return np.random.default_rng(seed), torch.Generator(device=dev).manual_seed(seed)
 
 
 @torch.no_grad()
@@ -202,10 +235,9 @@ def train_views(
     ``train_bound`` (the estimate at every step).
     """
     spec = cfg.train
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    bound_fn = get_bound(bound).fn
     dev = torch.device(spec.device)
+    rng, gen = run_generators(seed, dev)
+    bound_fn = get_bound(bound).fn
     g1, g2, critic = (m.to(dev) for m in models)
     opt = torch.optim.Adam([p for m in (g1, g2, critic) for p in m.parameters()], lr=spec.lr)
     x_probe = probe_inputs(v, spec, seed)
@@ -213,7 +245,7 @@ def train_views(
     train_bound = np.empty(spec.steps)
     for step in range(spec.steps + 1):
         if step % spec.eval_every == 0 or step == spec.steps:
-            row = _evaluate((g1, g2, critic), bound_fn, v, cfg, x_probe, rng, step)
+            row = _evaluate((g1, g2, critic), bound_fn, v, cfg, x_probe, rng, gen, step)
             if spec.heldout_bound:
                 row["heldout_bound"] = heldout_bound(g1, g2, critic, bound, v, spec)
             if on_eval is not None:
@@ -223,7 +255,7 @@ def train_views(
                 log.setdefault(k, []).append(val)
         if step == spec.steps:
             break
-        x1, x2 = training_batch(v, spec, rng, dev)
+        x1, x2 = training_batch(v, spec, rng, dev, gen)
         est = bound_fn(critic(g1(x1), g2(x2)))
         loss = -est if loss_fn is None else loss_fn(est)
         opt.zero_grad()
@@ -235,14 +267,14 @@ def train_views(
     return out
 
 
-def _evaluate(models: Models, bound_fn, v: Views, cfg: MNISTConfig, x_probe, rng, step: int) -> Dict[str, Any]:
+def _evaluate(models: Models, bound_fn, v: Views, cfg: MNISTConfig, x_probe, rng, gen, step: int) -> Dict[str, Any]:
     """One evaluation: the bound on ``bound_batches`` training batches and the probe accuracy of ``g1``."""
     g1, g2, critic = models
     spec = cfg.train
     for m in models:
         m.eval()
     with torch.no_grad():
-        batches = [training_batch(v, spec, rng, torch.device(spec.device)) for _ in range(spec.bound_batches)]
+        batches = [training_batch(v, spec, rng, torch.device(spec.device), gen) for _ in range(spec.bound_batches)]
         vals = [bound_fn(critic(g1(x1), g2(x2))).item() for x1, x2 in batches]
     acc = cfg.probe.accuracy(g1, x_probe[0], v.y_train, x_probe[1], v.y_test, spec.device)
     for m in models:
@@ -259,11 +291,135 @@ def run_seeds(
     on_eval: Optional[OnEval] = None,
 ) -> Dict[str, np.ndarray]:
     """``cfg.n_runs`` trainings of ``build(seed)`` (called after seeding torch), stacked: every
-    per-evaluation array gets a leading ``[n_runs]`` axis; ``steps`` is shared."""
+    per-evaluation array gets a leading ``[n_runs]`` axis; ``steps`` is shared. Trained together
+    (:func:`train_views_stacked`) when ``cfg.train.stack_seeds`` says so (``None``: on a CUDA device)."""
+    stack = cfg.train.stack_seeds
+    if stack is None:
+        stack = torch.device(cfg.train.device).type == "cuda"
+    if stack:
+        return train_views_stacked(build, bound, v, cfg, cfg.run_seeds(), loss_fn, on_eval)
     runs = []
     for seed in cfg.run_seeds():
         torch.manual_seed(seed)
         runs.append(train_views(build(seed), bound, v, cfg, seed, loss_fn, on_eval))
     out = {k: np.stack([r[k] for r in runs]) for k in runs[0] if k != "steps"}
     out["steps"] = runs[0]["steps"]
+    return out
+
+
+class StackedModels:
+    """The runs' ``(g1, g2, critic)``, their parameters stacked along a leading run axis
+    (:func:`torch.func.stack_module_state`): one Adam over the stacks is each run's own Adam (it
+    acts element by element), and :meth:`scores` evaluates every run's critic in one vmapped call.
+    :meth:`unstack` copies the current parameters back into each run's modules (for the probe and
+    the figures' own measurements)."""
+
+    def __init__(self, runs: Sequence[Models]):
+        self.runs = list(runs)
+        self.bases: List[nn.Module] = []
+        self.params: List[Dict[str, torch.Tensor]] = []
+        self.buffers: List[Dict[str, torch.Tensor]] = []
+        for j in range(3):
+            mods = [r[j] for r in self.runs]
+            p, b = stack_module_state(mods)
+            self.params.append(p)
+            self.buffers.append(b)
+            self.bases.append(copy.deepcopy(mods[0]).to("meta"))
+
+        def one(p1, b1, p2, b2, pc, bc, x1, x2):
+            z1 = functional_call(self.bases[0], (p1, b1), (x1,))
+            z2 = functional_call(self.bases[1], (p2, b2), (x2,))
+            return functional_call(self.bases[2], (pc, bc), (z1, z2))
+
+        self._scores = vmap(one)
+
+    def parameters(self) -> List[torch.Tensor]:
+        return [t for p in self.params for t in p.values()]
+
+    def scores(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
+        """``[R, B, 392]`` views -> every run's critic scores ``[R, B, B]``."""
+        (p1, p2, pc), (b1, b2, bc) = self.params, self.buffers
+        return self._scores(p1, b1, p2, b2, pc, bc, x1, x2)
+
+    @torch.no_grad()
+    def unstack(self) -> List[Models]:
+        """Each run's modules, holding the current parameters."""
+        for r, models in enumerate(self.runs):
+            for j, m in enumerate(models):
+                for name, par in m.named_parameters():
+                    par.copy_(self.params[j][name][r])
+                for name, buf in m.named_buffers():
+                    buf.copy_(self.buffers[j][name][r])
+        return self.runs
+
+
+def train_views_stacked(
+    build: Callable[[int], Models],
+    bound: str,
+    v: Views,
+    cfg: MNISTConfig,
+    seeds: Sequence[int],
+    loss_fn: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
+    on_eval: Optional[OnEval] = None,
+) -> Dict[str, np.ndarray]:
+    """The runs of ``seeds`` (each ``build(seed)`` after seeding torch, as :func:`run_seeds`), trained together.
+
+    Each run keeps its own generators (:func:`run_generators`), so it draws the batches :func:`train_views`
+    would and ends with the same numbers up to float rounding; the bound is the registry's stack version of
+    ``bound`` on the runs' ``[R, B, B]`` scores, the loss their sum. At each evaluation the runs' probes are
+    solved together (:meth:`ProbeSpec.accuracies`). Returns :func:`run_seeds`'s layout.
+    """
+    spec = cfg.train
+    dev = torch.device(spec.device)
+    runs = []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        runs.append(tuple(m.to(dev) for m in build(seed)))
+    stack = StackedModels(runs)  # type: ignore[arg-type]
+    value = get_bound(bound).train_value
+    gens = [run_generators(seed, dev) for seed in seeds]
+    x_probe = [probe_inputs(v, spec, seed) for seed in seeds]
+    opt = torch.optim.Adam(stack.parameters(), lr=spec.lr)
+
+    def batch() -> Tuple[torch.Tensor, torch.Tensor]:
+        pairs = [training_batch(v, spec, rng, dev, gen) for rng, gen in gens]
+        return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
+
+    log: Dict[str, List] = {}
+    train_bound = np.empty((len(seeds), spec.steps))
+    for step in range(spec.steps + 1):
+        if step % spec.eval_every == 0 or step == spec.steps:
+            with torch.no_grad():
+                batches = [batch() for _ in range(spec.bound_batches)]
+                vals = torch.stack([value(stack.scores(x1, x2))[0] for x1, x2 in batches])  # [bound_batches, R]
+            models = stack.unstack()
+            for m in (m for ms in models for m in ms):
+                m.eval()
+            row: Dict[str, Any] = {"bound": vals.mean(0).cpu().numpy()}
+            row["accuracy"] = cfg.probe.accuracies([ms[0] for ms in models], x_probe, v.y_train, v.y_test, spec.device)
+            per_run: List[Dict[str, Any]] = [{} for _ in seeds]
+            for r, (g1, g2, critic) in enumerate(models):
+                if spec.heldout_bound:
+                    per_run[r]["heldout_bound"] = heldout_bound(g1, g2, critic, bound, v, spec)
+                if on_eval is not None:
+                    per_run[r].update(on_eval(step, g1, batches[0][0][r]))
+            for m in (m for ms in models for m in ms):
+                m.train()
+            for k in per_run[0]:
+                row[k] = np.stack([np.asarray(d[k]) for d in per_run])
+            log.setdefault("steps", []).append(step)
+            for k, val in row.items():
+                log.setdefault(k, []).append(val)
+        if step == spec.steps:
+            break
+        x1, x2 = batch()
+        est = value(stack.scores(x1, x2))[0]  # [R]
+        loss = -est.sum() if loss_fn is None else loss_fn(est).sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        train_bound[:, step] = est.detach().cpu().numpy()
+    out = {k: np.stack(val, axis=1) for k, val in log.items() if k != "steps"}  # [R, n_evals, ...]
+    out["steps"] = np.asarray(log["steps"])
+    out["train_bound"] = train_bound
     return out
