@@ -117,6 +117,7 @@ def compute_cells(
     ``on_cell(path, done, total)`` runs after each (for example a git commit). Returns the new files.
     """
     cfg = config(fig, profile, device)
+    dev = resolve_device(cfg.device)
     missing = missing_cells(fig, profile, root)
     total = len(fig.module.cells(cfg))
 
@@ -131,7 +132,7 @@ def compute_cells(
         )
 
     def compute(c: Tuple[int, int]) -> Dict[str, Any]:
-        stats = fig.module.cell(cfg, *c, device=resolve_device(cfg.device))
+        stats = fig.module.cell(cfg, *c, device=dev)
         return {k: np.asarray(v, dtype=np.float64) for k, v in stats.items()}
 
     return A.archive_pieces(
@@ -141,7 +142,7 @@ def compute_cells(
         describe,
         compute,
         profile,
-        resolve_device(cfg.device),
+        dev,
         on_cell,
         progress,
     )
