@@ -27,6 +27,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     rep.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     rep.add_argument("--force", action="store_true", help="recompute even when cached results exist")
+    rep.add_argument(
+        "--jobs",
+        default="auto",
+        help="notebooks run at once (auto: one a CPU core up to 4, each kernel with its share of the cores; "
+        "1 on a GPU)",
+    )
     rep.add_argument("--cell-timeout", type=int, default=7200, help="seconds allowed per notebook cell")
     rep.add_argument(
         "--root",
@@ -61,7 +67,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     root = R.ROOT if args.root is None else Path(args.root).resolve()
     try:
-        runs = R.reproduce(args.names, args.profile, args.device, args.force, root=root, cell_timeout=args.cell_timeout)
+        jobs = args.jobs if args.jobs == "auto" else int(args.jobs) if args.jobs.isdigit() else args.jobs
+        runs = R.reproduce(
+            args.names, args.profile, args.device, args.force, root=root, cell_timeout=args.cell_timeout, jobs=jobs
+        )
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -15,7 +15,11 @@ Nothing that looks fine and is not is left behind:
   ``book/executed/failed/<stem>.json``, which the book shows as a warning box on that
   notebook's page (``book/_ext/reproduce_status.py``). With no earlier good notebook the failed
   one (or a placeholder) takes the page, under the same box. Success removes both.
-- Ctrl-C interrupts the running kernel, keeps the previous notebook, records the run and stops.
+- Ctrl-C interrupts the running kernels, keeps the previous notebooks, records the runs and starts
+  no other notebook.
+
+``--jobs`` notebooks run at once (``auto``: one a CPU core up to four, one on a GPU); with more than
+one, every kernel's torch and BLAS get an equal share of the cores (``OMP_NUM_THREADS``).
 - ``book/executed/reproduce_summary.json`` keeps every notebook's records from earlier runs too,
   with their finishing times (:func:`latest_ok` picks the one a chapter should quote).
 """
@@ -47,6 +51,8 @@ FAILED = "failed"  # folder under book/executed holding failure markers and fail
 STATUS_WIDTH = 80  # the summary table's status column is cut here (the JSON keeps the whole message)
 KEEP_RECORDS = 20  # summary records kept per notebook
 INTERRUPT_GRACE = 10.0  # seconds a kernel gets to stop after Ctrl-C before it is killed
+MAX_AUTO_JOBS = 4  # --jobs auto on a CPU: one notebook a core, at most this many
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 INSTALL_HINT = "pip install 'mi-lib[book]' (in a checkout: pip install -e '.[book]')"
 
 
@@ -190,61 +196,82 @@ def _signal_kernels(kernels: Sequence[Any], sig: int) -> None:
                 os.killpg(pid, sig)  # the kernel leads its own session: its children go with it
 
 
-def _execute(pm: Any, path: Path, tmp: Path, params: dict, cell_timeout: int) -> str:
-    """Run papermill in a worker thread (so Ctrl-C reaches this thread, not nbclient); return the status."""
-    sock_dir = tempfile.mkdtemp(prefix="mi-lib-kernel-") if os.name == "posix" else ""
-    kernels: list[Any] = []
-    outcome: dict[str, str] = {}
+class _Job:
+    """One notebook executing with papermill in a worker thread (so Ctrl-C reaches the main thread, not
+    nbclient), with the kernels it started: the main thread waits on it, interrupts it or kills it."""
 
-    def work() -> None:
-        try:
-            pm.execute_notebook(
-                str(path),
-                str(tmp),
-                parameters=params,
-                kernel_name="python3",
-                cwd=str(path.parent),
-                execution_timeout=cell_timeout,
-                progress_bar=False,
-                kernel_manager_class=_kernel_manager_class(sock_dir, kernels),
-            )
-            outcome["status"] = "ok"
-        except pm.PapermillExecutionError as e:
-            outcome["status"] = f"failed at cell {e.exec_count}: {e.ename}: {e.evalue}"
-        except Exception as e:  # noqa: BLE001 (kernel died, timeout, bad notebook)
-            outcome["status"] = f"failed: {type(e).__name__}: {e}"
+    def __init__(self, pm: Any, path: Path, tmp: Path, params: dict, cell_timeout: int) -> None:
+        self.path, self.tmp = path, tmp
+        self.sock_dir = tempfile.mkdtemp(prefix="mi-lib-kernel-") if os.name == "posix" else ""
+        self.kernels: list[Any] = []
+        self.outcome: dict[str, str] = {}
+        self.finished = threading.Event()  # waited on: an interrupted Thread.join can mark a running thread stopped
+        self.interrupted = False
+        self.deadline = float("inf")  # when an interrupted kernel that has not stopped gets killed
+        self.t0 = time.perf_counter()
+        manager = _kernel_manager_class(self.sock_dir, self.kernels)
 
-    finished = threading.Event()
-
-    def guarded() -> None:
-        try:
-            work()
-        finally:
-            finished.set()
-
-    # waited on through an Event: an interrupted Thread.join can mark a running thread as stopped
-    worker = threading.Thread(target=guarded, name=f"papermill-{path.stem}", daemon=True)
-    worker.start()
-    interrupted, deadline = False, float("inf")
-    try:
-        while not finished.is_set():
+        def work() -> None:
             try:
-                if time.monotonic() > deadline:  # the kernel ignored the interrupt
-                    _signal_kernels(kernels, _KILL)
-                    deadline = float("inf")
-                finished.wait(0.2)
-            except KeyboardInterrupt:
-                if interrupted:  # a second Ctrl-C: stop waiting for the kernel
-                    _signal_kernels(kernels, _KILL)
-                    continue
-                interrupted = True
-                print(f"[reproduce] interrupted: stopping {path.stem} (Ctrl-C again to kill it)", flush=True)
-                _signal_kernels(kernels, signal.SIGINT)
-                deadline = time.monotonic() + INTERRUPT_GRACE
-    finally:
-        if sock_dir:
-            shutil.rmtree(sock_dir, ignore_errors=True)
-    return "interrupted" if interrupted else outcome.get("status", "failed: no result from papermill")
+                pm.execute_notebook(
+                    str(path),
+                    str(tmp),
+                    parameters=params,
+                    kernel_name="python3",
+                    cwd=str(path.parent),
+                    execution_timeout=cell_timeout,
+                    progress_bar=False,
+                    kernel_manager_class=manager,
+                )
+                self.outcome["status"] = "ok"
+            except pm.PapermillExecutionError as e:
+                self.outcome["status"] = f"failed at cell {e.exec_count}: {e.ename}: {e.evalue}"
+            except Exception as e:  # noqa: BLE001 (kernel died, timeout, bad notebook)
+                self.outcome["status"] = f"failed: {type(e).__name__}: {e}"
+            finally:
+                self.finished.set()
+
+        threading.Thread(target=work, name=f"papermill-{path.stem}", daemon=True).start()
+
+    def interrupt(self) -> None:
+        """Like Jupyter's interrupt button; killed if the kernel has not stopped ``INTERRUPT_GRACE`` s later."""
+        if not self.finished.is_set() and not self.interrupted:
+            self.interrupted = True
+            print(f"[reproduce] interrupted: stopping {self.path.stem} (Ctrl-C again to kill it)", flush=True)
+            _signal_kernels(self.kernels, signal.SIGINT)
+            self.deadline = time.monotonic() + INTERRUPT_GRACE
+
+    def kill(self) -> None:
+        _signal_kernels(self.kernels, _KILL)
+        self.deadline = float("inf")
+
+    def status(self) -> str:
+        if self.sock_dir:
+            shutil.rmtree(self.sock_dir, ignore_errors=True)
+        return "interrupted" if self.interrupted else self.outcome.get("status", "failed: no result from papermill")
+
+
+def _wait_any(jobs: Sequence[_Job]) -> tuple[_Job, bool]:
+    """Block until one of ``jobs`` finishes; returns it and whether Ctrl-C was pressed meanwhile.
+
+    The first Ctrl-C interrupts every running notebook; a second one kills their kernels.
+    """
+    pressed = False
+    while True:
+        try:
+            for job in jobs:
+                if job.finished.is_set():
+                    return job, pressed
+                if time.monotonic() > job.deadline:  # the kernel ignored the interrupt
+                    job.kill()
+            jobs[0].finished.wait(0.2 / len(jobs))
+        except KeyboardInterrupt:
+            if pressed or any(j.interrupted for j in jobs):  # a second Ctrl-C: stop waiting for the kernels
+                for job in jobs:
+                    job.kill()
+            pressed = True
+            for job in jobs:
+                job.interrupt()
 
 
 def _read_json(path: Path) -> Any | None:
@@ -297,18 +324,9 @@ def _settle(run: NotebookRun, tmp: Path, executed: Path) -> None:
     save_json(marker, info)
 
 
-def run_notebook(
-    path: Path,
-    profile: str,
-    device: str,
-    root: Path = ROOT,
-    force: bool = False,
-    cell_timeout: int = 7200,
-    extra: dict | None = None,
-) -> NotebookRun:
-    """Execute one notebook with papermill; never raises for a failing cell (the status says it)."""
-    pm = _import_papermill()
-    root = Path(root)
+def _start(
+    pm: Any, path: Path, profile: str, device: str, root: Path, force: bool, cell_timeout: int, extra: dict | None
+) -> _Job:
     executed = root / "book" / "executed" / path.name
     executed.parent.mkdir(parents=True, exist_ok=True)
     # in the same folder (so that os.replace is atomic), unique to this run, and no page of the
@@ -322,17 +340,72 @@ def run_notebook(
         "cache_dir": str(root / "results_cache"),
     }
     params.update(extra or {})
-    t0 = time.perf_counter()
+    return _Job(pm, path, tmp, params, cell_timeout)
+
+
+def _finish(job: _Job, profile: str, device: str, root: Path) -> NotebookRun:
+    """The finished job's record; its notebook moved where it belongs (or kept aside, with a marker)."""
+    run = NotebookRun(job.path.stem, profile, device, time.perf_counter() - job.t0, job.status(), _now())
+    executed = root / "book" / "executed" / job.path.name
     try:
-        status = _execute(pm, path, tmp, params, cell_timeout)
-        run = NotebookRun(path.stem, profile, device, time.perf_counter() - t0, status, _now())
-        try:
-            _settle(run, tmp, executed)
-        except OSError as e:
-            run.status = f"failed: could not write {executed}: {e}"
+        _settle(run, job.tmp, executed)
+    except OSError as e:
+        run.status = f"failed: could not write {executed}: {e}"
     finally:
-        tmp.unlink(missing_ok=True)
+        job.tmp.unlink(missing_ok=True)
     return run
+
+
+def run_notebook(
+    path: Path,
+    profile: str,
+    device: str,
+    root: Path = ROOT,
+    force: bool = False,
+    cell_timeout: int = 7200,
+    extra: dict | None = None,
+) -> NotebookRun:
+    """Execute one notebook with papermill; never raises for a failing cell (the status says it)."""
+    root = Path(root)
+    job = _start(_import_papermill(), path, profile, device, root, force, cell_timeout, extra)
+    try:
+        _wait_any([job])
+    finally:
+        run = _finish(job, profile, device, root)
+    return run
+
+
+def auto_jobs(device: str) -> int:
+    """How many notebooks ``--jobs auto`` runs at once: one on an accelerator (they would share it);
+    on a CPU one a core, at most ``MAX_AUTO_JOBS`` (each kernel holds its data sets in memory)."""
+    if device != "cpu":
+        return 1
+    return max(1, min(MAX_AUTO_JOBS, _cpus()))
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+@contextlib.contextmanager
+def _threads_per_kernel(jobs: int) -> Iterator[None]:
+    """With ``jobs`` notebooks at once on a CPU, each kernel's torch and BLAS get an equal share of the
+    cores (``OMP_NUM_THREADS`` and friends, read when a kernel starts), unless the user set them."""
+    if jobs <= 1:
+        yield
+        return
+    share = str(max(1, _cpus() // jobs))
+    added = [k for k in THREAD_VARIABLES if k not in os.environ]
+    for k in added:
+        os.environ[k] = share
+    try:
+        yield
+    finally:
+        for k in added:
+            os.environ.pop(k, None)
 
 
 # ------------------------------------------------------------------ summary
@@ -426,17 +499,25 @@ def reproduce(
     force: bool = False,
     root: Path = ROOT,
     cell_timeout: int = 7200,
+    jobs: int | str = 1,
 ) -> list[NotebookRun]:
-    """Run the selected notebooks in order, printing a line each and a summary table.
+    """Run the selected notebooks, ``jobs`` at a time (``"auto"``: :func:`auto_jobs`), printing a line as
+    each starts and ends and a summary table in the notebooks' order.
 
     Raises :class:`ReproduceError` before any notebook starts, and ``KeyboardInterrupt`` after
-    recording the interrupted notebook.
+    recording the interrupted notebooks (no further notebook starts after Ctrl-C).
     """
     root = Path(root)
     notebooks = select_notebooks(names, root)
     dev = check_device(device)
     profile = resolve_profile(profile, dev)
-    _import_papermill()
+    if jobs == "auto":
+        n_jobs = auto_jobs(dev)
+    elif isinstance(jobs, int) and not isinstance(jobs, bool) and jobs >= 1:
+        n_jobs = jobs
+    else:
+        raise ReproduceError(f"jobs must be a positive integer or 'auto', got {jobs!r}")
+    pm = _import_papermill()
     for folder in (root / "book" / "executed", root / "book" / "figures"):
         check_writable(folder)
     try:
@@ -444,15 +525,37 @@ def reproduce(
     except ReproduceError as e:  # the figures can still be made; the cache keeps results in memory
         print(f"[reproduce] warning: results will be computed but not cached: {e}", file=sys.stderr, flush=True)
     runs: list[NotebookRun] = []
+    pending, running = list(notebooks), list[_Job]()
+    stop = False
     try:
-        for path in notebooks:
-            print(f"[reproduce] {path.stem} (profile={profile}, device={dev}) ...", flush=True)
-            r = run_notebook(path, profile, dev, root, force, cell_timeout)
-            print(f"[reproduce] {path.stem}: {shorten(r.status, 4 * STATUS_WIDTH)} in {r.seconds:.1f} s", flush=True)
-            runs.append(r)
-            if r.status == "interrupted":
-                raise KeyboardInterrupt
+        with _threads_per_kernel(min(n_jobs, len(notebooks))):
+            while pending or running:
+                while pending and not stop and len(running) < n_jobs:
+                    path = pending.pop(0)
+                    print(f"[reproduce] {path.stem} (profile={profile}, device={dev}) ...", flush=True)
+                    running.append(_start(pm, path, profile, dev, root, force, cell_timeout, None))
+                if not running:
+                    break
+                job, pressed = _wait_any(running)
+                running.remove(job)
+                r = _finish(job, profile, dev, root)
+                print(
+                    f"[reproduce] {r.notebook}: {shorten(r.status, 4 * STATUS_WIDTH)} in {r.seconds:.1f} s", flush=True
+                )
+                runs.append(r)
+                stop = stop or pressed or r.status == "interrupted"
+                if pressed:
+                    for other in running:
+                        other.interrupt()
+        if stop:
+            raise KeyboardInterrupt
     finally:
+        for job in running:  # only when something above raised: leave no kernel behind
+            job.kill()
+            job.finished.wait(INTERRUPT_GRACE)
+            runs.append(_finish(job, profile, dev, root))
+        order = {p.stem: i for i, p in enumerate(notebooks)}
+        runs.sort(key=lambda r: order[r.notebook])
         print(format_table(runs), flush=True)
         try:
             merge_summary(summary_path(root), runs)

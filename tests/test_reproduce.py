@@ -256,7 +256,7 @@ def test_sigint_keeps_the_previous_executed_notebook(root):
     R.reproduce(["c"], profile="smoke", device="cpu", root=root, cell_timeout=120)
     good = _executed(root, "c_flaky").read_bytes()
     pid_file = root / "book" / "figures" / "c_flaky" / "kernel.pid"
-    proc = _cli("reproduce", "c", "a", "--profile", "paper", "--device", "cpu", "--root", str(root))
+    proc = _cli("reproduce", "c", "a", "--profile", "paper", "--device", "cpu", "--root", str(root), "--jobs", "1")
     try:
         deadline = time.monotonic() + 60
         while not pid_file.exists():
@@ -296,3 +296,74 @@ def test_cli_root_runs_another_project_folder(root):
     assert main(["reproduce", "a", "--profile", "smoke", "--device", "cpu", "--root", str(root)]) == 0
     assert (root / "book" / "figures" / "a_good" / "done.txt").read_text() == "smoke"
     assert R.summary_path(root).exists()
+
+
+# each waits (10 s at most) for the other's file: both succeed only when they run at the same time
+MEETS = """\
+import os, time
+from pathlib import Path
+import torch
+me, other = Path(out_dir), Path(out_dir).parent / OTHER
+me.mkdir(parents=True, exist_ok=True)
+(me / "here").write_text(f"{os.environ.get('OMP_NUM_THREADS')} {torch.get_num_threads()}")
+deadline = time.monotonic() + 10
+while not (other / "here").exists():
+    assert time.monotonic() < deadline, "the other notebook is not running"
+    time.sleep(0.05)
+"""
+
+
+@pytest.mark.slow
+def test_jobs_run_notebooks_at_once_with_a_share_of_the_cores(tmp_path, monkeypatch, capsys):
+    (tmp_path / "notebooks").mkdir()
+    for name, other in (("m_one", "m_two"), ("m_two", "m_one")):
+        _write(tmp_path / "notebooks" / f"{name}.ipynb", f"OTHER = {other!r}\n" + MEETS)
+    _write(tmp_path / "notebooks" / "z_last.ipynb", "x = 1")
+    for var in R.THREAD_VARIABLES:
+        monkeypatch.delenv(var, raising=False)
+    runs = R.reproduce(["m_two", "m_one", "z"], profile="smoke", device="cpu", root=tmp_path, jobs=2, cell_timeout=60)
+    assert [r.notebook for r in runs] == ["m_two", "m_one", "z_last"]  # the table keeps the order asked for
+    assert [r.status for r in runs] == ["ok", "ok", "ok"]
+    share = max(1, R._cpus() // 2)
+    for name in ("m_one", "m_two"):
+        assert (tmp_path / "book" / "figures" / name / "here").read_text() == f"{share} {share}"
+    assert not any(v in os.environ for v in R.THREAD_VARIABLES)  # the parent's environment is restored
+    table = capsys.readouterr().out.split("notebook  ")[-1]
+    assert table.index("m_two") < table.index("m_one") < table.index("z_last")
+
+
+def test_jobs_must_be_positive(root, capsys):
+    for bad in (0, -1, "two", True):
+        with pytest.raises(R.ReproduceError, match="jobs"):
+            R.reproduce(["a"], profile="smoke", device="cpu", root=root, jobs=bad)
+    assert main(["reproduce", "a", "--device", "cpu", "--root", str(root), "--jobs", "x"]) == 2
+    assert "jobs" in capsys.readouterr().err
+    assert not (root / "book" / "figures" / "a_good").exists()
+    assert R.auto_jobs("cuda") == 1 and 1 <= R.auto_jobs("cpu") <= R.MAX_AUTO_JOBS
+
+
+@pytest.mark.slow
+def test_sigint_with_two_jobs_stops_both_and_starts_no_other(root):
+    _write(root / "notebooks" / "d_sleepy.ipynb", FLAKY)
+    pids = [root / "book" / "figures" / stem / "kernel.pid" for stem in ("c_flaky", "d_sleepy")]
+    proc = _cli("reproduce", "c", "d", "a", "--profile", "paper", "--device", "cpu", "--root", str(root), "--jobs", "2")
+    try:
+        deadline = time.monotonic() + 90
+        while not all(p.exists() for p in pids):
+            assert proc.poll() is None and time.monotonic() < deadline, "the notebooks never started together"
+            time.sleep(0.1)
+        kernels = [int(p.read_text()) for p in pids]
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=100)  # both sleep 120 s: only the interrupt ends them early
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    records = R.load_summary(R.summary_path(root))
+    assert sorted((r["notebook"], r["status"]) for r in records) == [
+        ("c_flaky", "interrupted"),
+        ("d_sleepy", "interrupted"),
+    ]
+    assert not (root / "book" / "figures" / "a_good").exists()  # nothing started after Ctrl-C
+    for kernel in kernels:
+        with pytest.raises(ProcessLookupError):
+            os.kill(kernel, 0)
