@@ -4,6 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PROFILE ?= auto
 DEVICE ?= auto
+JOBS ?= auto
 STAMP := $(VENV)/.installed
 
 .PHONY: venv test lint book figures clean bench
@@ -26,7 +27,7 @@ test: lint
 	$(PY) -m pytest -q -ra
 
 figures: venv
-	$(PY) -m mi_lib reproduce --profile $(PROFILE) --device $(DEVICE)
+	$(PY) -m mi_lib reproduce --profile $(PROFILE) --device $(DEVICE) --jobs $(JOBS)
 
 book: figures
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash scripts/build_book.sh
