@@ -127,6 +127,26 @@ def test_mnist_runs_trained_stacked_are_the_runs_trained_one_after_another(figur
     assert runs["train_bound"].shape == (2, 12) and not np.allclose(runs["train_bound"][0], runs["train_bound"][1])
 
 
+def test_stacked_runs_stop_on_non_finite_scores_as_one_run_does():
+    """A run whose critic gives NaN stops training with the error the one-run trainer gives, naming the run."""
+    from mi_lib.critics import make_critic
+    from mi_lib.experiments.tschannen import common as T
+    from mi_lib.profiles import override
+
+    def build(seed):
+        g1, g2, critic = torch.nn.Linear(392, 8), torch.nn.Linear(392, 8), make_critic("bilinear", 8, 8)
+        if seed == 100:  # the second run
+            with torch.no_grad():
+                g1.weight[0, 0] = float("nan")
+        return g1, g2, critic
+
+    cfg = override(T.MNISTConfig(), n_runs=2, steps=4, eval_every=2, batch_size=16, bound_batches=1)
+    with pytest.raises(ValueError, match=r"NaN or inf .*seeds \[100\]"):
+        T.run_seeds(override(cfg, stack_seeds=True), build, "infonce", _views())
+    with pytest.raises(ValueError, match="NaN or inf"):
+        T.run_seeds(override(cfg, stack_seeds=False), build, "infonce", _views())
+
+
 def test_runs_are_stacked_on_cuda_by_default_and_probes_solved_together(monkeypatch):
     from mi_lib.experiments.tschannen import common as T
     from mi_lib.profiles import override

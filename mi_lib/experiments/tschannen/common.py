@@ -385,13 +385,21 @@ def train_views_stacked(
         pairs = [training_batch(v, spec, rng, dev, gen) for rng, gen in gens]
         return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
 
+    def finite(scores: torch.Tensor, step: int) -> torch.Tensor:
+        """The runs' ``[R, B, B]`` scores, checked as :func:`mi_lib.bounds.check_scores` checks one run's."""
+        bad = ~torch.isfinite(scores).flatten(1).all(1)
+        if bool(bad.any()):
+            which = [seeds[r] for r in bad.nonzero().flatten().tolist()]
+            raise ValueError(f"scores contains NaN or inf (the runs with seeds {which}, step {step})")
+        return scores
+
     log: Dict[str, List] = {}
     train_bound = np.empty((len(seeds), spec.steps))
     for step in range(spec.steps + 1):
         if step % spec.eval_every == 0 or step == spec.steps:
             with torch.no_grad():
                 batches = [batch() for _ in range(spec.bound_batches)]
-                vals = torch.stack([value(stack.scores(x1, x2))[0] for x1, x2 in batches])  # [bound_batches, R]
+                vals = torch.stack([value(finite(stack.scores(x1, x2), step))[0] for x1, x2 in batches])
             models = stack.unstack()
             for m in (m for ms in models for m in ms):
                 m.eval()
@@ -413,7 +421,7 @@ def train_views_stacked(
         if step == spec.steps:
             break
         x1, x2 = batch()
-        est = value(stack.scores(x1, x2))[0]  # [R]
+        est = value(finite(stack.scores(x1, x2), step))[0]  # [R]
         loss = -est.sum() if loss_fn is None else loss_fn(est).sum()
         opt.zero_grad()
         loss.backward()
