@@ -145,6 +145,9 @@ def test_stacked_runs_stop_on_non_finite_scores_as_one_run_does():
         T.run_seeds(override(cfg, stack_seeds=True), build, "infonce", _views())
     with pytest.raises(ValueError, match="NaN or inf"):
         T.run_seeds(override(cfg, stack_seeds=False), build, "infonce", _views())
+    for bound in ("tuba", "mine", "interpolated"):  # a baseline, a moving average, an alpha: one run at a time
+        with pytest.raises(ValueError, match="stack_seeds=False"):
+            T.run_seeds(override(cfg, stack_seeds=True), build, bound, _views())
 
 
 def test_runs_are_stacked_on_cuda_by_default_and_probes_solved_together(monkeypatch):
