@@ -20,6 +20,10 @@ def test_notebook_committed_clean(path):
     for name in ("profile", "device", "seed", "out_dir"):
         assert f"{name} =" in src, f"parameters cell lacks {name}"
     assert nb["metadata"]["kernelspec"]["name"] == "python3"
+    # nbformat 4.5 cells carry ids; a cell without one makes every run print nbformat's MissingIDFieldWarning
+    assert (nb["nbformat"], nb["nbformat_minor"]) >= (4, 5)
+    ids = [c.get("id") for c in nb["cells"]]
+    assert all(ids) and len(set(ids)) == len(ids), "every cell needs its own id (nbformat.validator.normalize)"
 
 
 # Executing every notebook at the smoke profile is tests/test_book.py's first step
