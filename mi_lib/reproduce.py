@@ -245,7 +245,8 @@ class _Job:
         _signal_kernels(self.kernels, _KILL)
         self.deadline = float("inf")
 
-    def status(self) -> str:
+    def result(self) -> str:
+        """The run's status (ok, failed ..., interrupted); its private socket folder removed."""
         if self.sock_dir:
             shutil.rmtree(self.sock_dir, ignore_errors=True)
         return "interrupted" if self.interrupted else self.outcome.get("status", "failed: no result from papermill")
@@ -345,7 +346,7 @@ def _start(
 
 def _finish(job: _Job, profile: str, device: str, root: Path) -> NotebookRun:
     """The finished job's record; its notebook moved where it belongs (or kept aside, with a marker)."""
-    run = NotebookRun(job.path.stem, profile, device, time.perf_counter() - job.t0, job.status(), _now())
+    run = NotebookRun(job.path.stem, profile, device, time.perf_counter() - job.t0, job.result(), _now())
     executed = root / "book" / "executed" / job.path.name
     try:
         _settle(run, job.tmp, executed)
