@@ -157,7 +157,13 @@ def _archive_status() -> int:
         size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file() and not f.name.startswith("checkpoint"))
         total += size
         if not metas:
-            print(f"{folder.parent.name}/{folder.name}: nothing archived yet")
+            ck, note = folder / "checkpoint.pt", ""
+            if ck.exists():  # a long training run in progress (Fig. 5)
+                import torch
+
+                step = int(torch.load(ck, map_location="cpu", weights_only=False)["step"])
+                note = f"; training checkpointed at step {step:,} (the checkpoint stays out of git)"
+            print(f"{folder.parent.name}/{folder.name}: nothing archived yet{note}")
             continue
         minutes = sum(float(m.get("seconds", 0.0)) for m in metas) / 60
         devices = ", ".join(sorted({m.get("device_name", "?") for m in metas}))

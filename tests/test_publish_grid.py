@@ -148,3 +148,20 @@ def test_archive_command_lists_the_archive(capsys):
     assert main(["archive"]) == 0
     out = capsys.readouterr().out
     assert out.strip().splitlines()[-1].startswith("total: ") and " MB in " in out
+
+
+def test_archive_command_says_how_far_a_checkpointed_training_is(tmp_path, monkeypatch, capsys):
+    import torch
+
+    from mi_lib import archive as A
+
+    folder = tmp_path / "dsprites_fig5" / "paper"
+    folder.mkdir(parents=True)
+    torch.save({"step": 1250, "model": {}}, folder / "checkpoint.pt")
+    (tmp_path / "empty_fig" / "paper").mkdir(parents=True)
+    monkeypatch.setattr(A, "ARCHIVE_DIR", tmp_path)
+    assert main(["archive"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "dsprites_fig5/paper: nothing archived yet; training checkpointed at step 1,250" in lines[0]
+    assert lines[1] == "empty_fig/paper: nothing archived yet"
+    assert lines[-1] == f"total: 0.00 MB in {tmp_path}"  # the checkpoint is not counted
