@@ -369,6 +369,12 @@ def train_views_stacked(
     ``bound`` on the runs' ``[R, B, B]`` scores, the loss their sum. At each evaluation the runs' probes are
     solved together (:meth:`ProbeSpec.accuracies`). Returns :func:`run_seeds`'s layout.
     """
+    entry = get_bound(bound)
+    if entry.needs_baseline or entry.needs_alpha or entry.stateful:
+        raise ValueError(
+            f"runs trained together support bounds of the scores alone; {bound!r} needs a baseline, alpha or a "
+            "moving average: train its runs one after another (stack_seeds=False)"
+        )
     spec = cfg.train
     dev = torch.device(spec.device)
     runs = []
@@ -376,12 +382,6 @@ def train_views_stacked(
         torch.manual_seed(seed)
         runs.append(tuple(m.to(dev) for m in build(seed)))
     stack = StackedModels(runs)  # type: ignore[arg-type]
-    entry = get_bound(bound)
-    if entry.needs_baseline or entry.needs_alpha or entry.stateful:
-        raise ValueError(
-            f"runs trained together support bounds of the scores alone; {bound!r} needs a baseline, alpha or a "
-            "moving average: train its runs one after another (stack_seeds=False)"
-        )
     value = entry.train_value
     gens = [run_generators(seed, dev) for seed in seeds]
     x_probe = [probe_inputs(v, spec, seed) for seed in seeds]
