@@ -17,11 +17,11 @@ Nothing that looks fine and is not is left behind:
   one (or a placeholder) takes the page, under the same box. Success removes both.
 - Ctrl-C interrupts the running kernels, keeps the previous notebooks, records the runs and starts
   no other notebook.
+- ``book/executed/reproduce_summary.json`` keeps every notebook's records from earlier runs too,
+  with their finishing times (:func:`latest_ok` picks the one a chapter should quote).
 
 ``--jobs`` notebooks run at once (``auto``: one a CPU core up to four, one on a GPU); with more than
 one, every kernel's torch and BLAS get an equal share of the cores (``OMP_NUM_THREADS``).
-- ``book/executed/reproduce_summary.json`` keeps every notebook's records from earlier runs too,
-  with their finishing times (:func:`latest_ok` picks the one a chapter should quote).
 """
 
 from __future__ import annotations
@@ -544,10 +544,7 @@ def reproduce(
                     f"[reproduce] {r.notebook}: {shorten(r.status, 4 * STATUS_WIDTH)} in {r.seconds:.1f} s", flush=True
                 )
                 runs.append(r)
-                stop = stop or pressed or r.status == "interrupted"
-                if pressed:
-                    for other in running:
-                        other.interrupt()
+                stop = stop or pressed or r.status == "interrupted"  # _wait_any interrupted the others
         if stop:
             raise KeyboardInterrupt
     finally:
