@@ -122,9 +122,10 @@ def test_batched_equals_one_at_a_time(mnist_features):
     np.testing.assert_array_equal(fit_probes(tr, ytr, dtype=torch.float64).coef, together.coef)
 
 
-def test_non_finite_probe_scores_nan_and_spares_the_others():
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_probe_scores_nan_and_spares_the_others(bad):
     x, y = synthetic(p=3)
-    x[1, 5, 2] = np.nan
+    x[1, 5, 2] = bad
     acc = probe_accuracies(x, y, x, y)
     assert np.isnan(acc[1]) and np.isfinite(acc[[0, 2]]).all()
     np.testing.assert_array_equal(acc[[0, 2]], probe_accuracies(x[[0, 2]], y, x[[0, 2]], y))
