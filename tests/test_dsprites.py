@@ -244,3 +244,39 @@ def test_minibatch_tc_sees_a_copied_latent():
     assert float(tc[1]) > float(tc[0]) + 0.8  # two noisy copies share about a nat; independent latents ~0
     with pytest.raises(ValueError):
         dataclasses.replace(E.CONFIGS["quick"], smooth_norm="l3")
+
+
+def test_training_length_study_evaluates_the_run_mi_lib_trains(tmp_path):
+    """scripts/dsprites_training_length.py: chunks give the uninterrupted run; each evaluation is the figure's."""
+    import json
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+    import dsprites_training_length as S
+
+    torch.set_num_threads(1)
+    res = S.run("smoke", steps=40, every=20, progress=False)
+    assert [e["step"] for e in res["evaluations"]] == [20, 40]
+    cfg = dataclasses.replace(E.CONFIGS["smoke"], steps=40, device="cpu")
+    data = D.DSprites()
+    enc, random_enc, _ = E.train(cfg, data, torch.device("cpu"))
+    assert res["evaluations"][-1] == {"step": 40, **S.summary(E.evaluate(enc, data, cfg, torch.device("cpu")))}
+    assert res["random_encoder"] == S.summary(E.evaluate(random_enc, data, cfg, torch.device("cpu")))
+    assert res["evaluations"][0] != res["evaluations"][1]
+    assert [b["steps"] for b in res["training_medians"]] == [[0, 20], [20, 40]]
+    assert S.main(["--profile", "smoke", "--steps", "10", "--every", "10", "--out", str(tmp_path / "t.json")]) == 0
+    assert json.loads((tmp_path / "t.json").read_text())["config"]["steps"] == 10
+    with pytest.raises(ValueError, match="positive"):
+        S.run("smoke", steps=0, every=20)
+    # a saved state of the profile's own run, part way through: the same encoder as the study's at step 20
+    ck = tmp_path / "checkpoint.pt"
+    smoke = dataclasses.replace(E.CONFIGS["smoke"], device="cpu")
+    E.train(smoke, data, torch.device("cpu"), checkpoint=ck, checkpoint_every=20, stop_after=20)
+    ev = S.evaluate_checkpoint("smoke", ck)
+    assert (ev["step"], ev["of_steps"]) == (20, smoke.steps)
+    assert {k: ev[k] for k in res["evaluations"][0] if k != "step"} == {
+        k: v for k, v in res["evaluations"][0].items() if k != "step"
+    }
+    with pytest.raises(ValueError, match="not a checkpoint of the 'quick' profile"):
+        S.evaluate_checkpoint("quick", ck)
