@@ -1,16 +1,17 @@
 """How Fig. 5's code changes as training goes on: one profile's settings trained longer, evaluated every few steps.
 
     python scripts/dsprites_training_length.py [--profile quick] [--steps 20000] [--every 2500] [--threads 1]
+        [--set beta_tc=5 --set lambda_smooth=30 ...]
     python scripts/dsprites_training_length.py --profile paper --checkpoint results/dsprites_fig5/paper/checkpoint.pt
 
-Trains ``--profile``'s configuration (``steps`` replaced by ``--steps``) and, every ``--every`` steps,
-evaluates the encoder as the figure does: the linear probe (shape accuracy; R^2 of scale,
+Trains ``--profile``'s configuration (``steps`` replaced by ``--steps``, any other field by ``--set``)
+and, every ``--every`` steps, evaluates the encoder as the figure does: the linear probe (shape accuracy; R^2 of scale,
 orientation, posX, posY), the MIG, and for scale, posX and posY the latent that carries the most
 about the factor, its share of the factor's entropy and its largest share of any other factor (the
 quick claims' test, ``tests/test_quick_claims.py``). The training is the one ``mi_lib`` runs: the
 chunks resume from a checkpoint in a temporary folder, with the numbers of one uninterrupted run.
-Writes ``results/dsprites_fig5/training_length_<profile>.json`` with provenance. With ``--checkpoint``,
-evaluates a saved training state of ``--profile`` instead (for example the paper run's, part way
+Writes ``results/dsprites_fig5/training_length_<profile>[_<field><value>...].json`` with provenance.
+With ``--checkpoint``, evaluates a saved training state of ``--profile`` instead (for example the paper run's, part way
 through) into ``results/dsprites_fig5/checkpoint_<profile>_step<N>.json``. It backs a finding of
 book/dsprites.md, not a figure.
 """
@@ -24,7 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 import torch
@@ -47,10 +48,26 @@ def summary(r: Dict[str, Any]) -> Dict[str, Any]:
     return out
 
 
-def run(profile: str, steps: int, every: int, progress: bool = True) -> Dict[str, Any]:
+def overrides(pairs: List[str]) -> Dict[str, Any]:
+    """``["beta_tc=5", ...]`` -> ``{"beta_tc": 5.0, ...}``, each value of its field's type."""
+    fields = {f.name: f for f in dataclasses.fields(E.DSpritesConfig)}
+    out: Dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or name not in fields or name in ("steps", "device", "progress"):
+            allowed = ", ".join(n for n in fields if n not in ("steps", "device", "progress"))
+            raise ValueError(f"--set takes FIELD=VALUE with FIELD one of {allowed}; got {pair!r}")
+        kind = type(getattr(E.CONFIGS["quick"], name))
+        out[name] = kind(value)
+    return out
+
+
+def run(
+    profile: str, steps: int, every: int, progress: bool = True, changes: Optional[Dict[str, Any]] = None
+) -> Dict[str, Any]:
     if steps < 1 or every < 1:
         raise ValueError(f"--steps and --every must be positive, got {steps} and {every}")
-    cfg = dataclasses.replace(E.CONFIGS[profile], steps=steps, progress=progress, device="cpu")
+    cfg = dataclasses.replace(E.CONFIGS[profile], steps=steps, progress=progress, device="cpu", **(changes or {}))
     dev = torch.device("cpu")
     data = DSprites(cfg.data_path or None)
     stops = sorted({*range(every, steps, every), steps})
@@ -72,6 +89,7 @@ def run(profile: str, steps: int, every: int, progress: bool = True) -> Dict[str
     blocks = [(a, min(a + every, steps)) for a in range(0, steps, every)]
     return {
         "profile": profile,
+        "changes": dict(changes or {}),
         "config": config_to_dict(cfg),
         "evaluations": evals,
         "random_encoder": summary(E.evaluate(random_enc, data, cfg, dev)),
@@ -118,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=20000)
     ap.add_argument("--every", type=int, default=2500)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="change a setting")
     ap.add_argument("--checkpoint", default=None, help="evaluate this saved training state of --profile instead")
     ap.add_argument("--out", default=None, help="default: results/dsprites_fig5/training_length_<profile>.json")
     args = ap.parse_args(argv)
@@ -129,8 +148,15 @@ def main(argv: list[str] | None = None) -> int:
         out.write_text(json.dumps(ev, indent=1) + "\n")
         print(json.dumps(ev), f"\nwrote {out}")
         return 0
-    out = Path(args.out) if args.out else A.ARCHIVE_DIR / "dsprites_fig5" / f"training_length_{args.profile}.json"
-    res = run(args.profile, args.steps, args.every)
+    changes = overrides(args.set)
+    name = "_".join(
+        [
+            f"training_length_{args.profile}",
+            *(f"{k}{v:g}" if isinstance(v, float) else f"{k}{v}" for k, v in changes.items()),
+        ]
+    )
+    out = Path(args.out) if args.out else A.ARCHIVE_DIR / "dsprites_fig5" / f"{name}.json"
+    res = run(args.profile, args.steps, args.every, changes=changes)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=1) + "\n")
     print(f"wrote {out}")

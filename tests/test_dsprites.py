@@ -265,8 +265,16 @@ def test_training_length_study_evaluates_the_run_mi_lib_trains(tmp_path):
     assert res["random_encoder"] == S.summary(E.evaluate(random_enc, data, cfg, torch.device("cpu")))
     assert res["evaluations"][0] != res["evaluations"][1]
     assert [b["steps"] for b in res["training_medians"]] == [[0, 20], [20, 40]]
-    assert S.main(["--profile", "smoke", "--steps", "10", "--every", "10", "--out", str(tmp_path / "t.json")]) == 0
-    assert json.loads((tmp_path / "t.json").read_text())["config"]["steps"] == 10
+    out = tmp_path / "t.json"
+    assert (
+        S.main(["--profile", "smoke", "--steps", "10", "--every", "10", "--set", "beta_tc=5", "--out", str(out)]) == 0
+    )
+    written = json.loads(out.read_text())
+    assert (written["config"]["steps"], written["config"]["beta_tc"], written["changes"]) == (10, 5.0, {"beta_tc": 5.0})
+    assert S.overrides(["disc_steps=2", "smooth_norm=l2"]) == {"disc_steps": 2, "smooth_norm": "l2"}
+    for bad in (["beta_tc"], ["no_such_field=1"], ["steps=5"]):
+        with pytest.raises(ValueError, match="FIELD=VALUE"):
+            S.overrides(bad)
     with pytest.raises(ValueError, match="positive"):
         S.run("smoke", steps=0, every=20)
     # a saved state of the profile's own run, part way through: the same encoder as the study's at step 20
