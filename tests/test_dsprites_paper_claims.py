@@ -23,7 +23,15 @@ def fig5():
         pytest.skip(f"{PD.progress_line('paper')} (scripts/archive_dsprites.py)")
 
 
-@pytest.mark.parametrize("factor", FOLLOWED)
+SCALE_FINDING = pytest.mark.xfail(
+    strict=True,
+    reason="finding at paper scale (book/dsprites.md): posX and posY each settle in one latent (0.69 of their "
+    "entropy), but the code gives scale up: its best latent carries 0.037 of scale's entropy (probe R^2 0.05), "
+    "0.18 of another factor's",
+)
+
+
+@pytest.mark.parametrize("factor", [pytest.param("scale", marks=SCALE_FINDING), "posX", "posY"])
 def test_paper_a_latent_follows_each_of_position_and_scale(fig5, factor):
     latent, share, other = E.latent_for_factor(fig5["trained"]["mi_matrix"], factor)
     assert share >= MIN_SHARE, f"z{latent} carries {share:.3f} of {factor}'s entropy"

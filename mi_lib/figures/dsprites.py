@@ -74,7 +74,10 @@ def position_heatmaps(results: Dict[str, Any], which: str = "trained", ncols: in
     n = maps.shape[0]
     nrows = int(np.ceil(n / ncols))
     lim = max(float(np.abs(maps).max()), 1e-12)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(1.9 * ncols, 1.9 * nrows + 0.4), squeeze=False)
+    fig = plt.figure(figsize=(1.9 * ncols + 0.5, 1.9 * nrows + 0.4))
+    # the colour bar gets its own grid column, so that a later tight_layout (provenance_title) keeps it clear
+    gs = fig.add_gridspec(nrows, ncols + 1, width_ratios=[1.0] * ncols + [0.07])
+    axes = np.array([[fig.add_subplot(gs[r, c]) for c in range(ncols)] for r in range(nrows)])
     for j, ax in enumerate(axes.flat):
         ax.grid(False)
         if j >= n:
@@ -89,7 +92,7 @@ def position_heatmaps(results: Dict[str, Any], which: str = "trained", ncols: in
             ax.set_ylabel("posY", fontsize=8)
         if j // ncols == nrows - 1:
             ax.set_xlabel("posX", fontsize=8)
-    fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8, label="mean activation")
+    fig.colorbar(im, cax=fig.add_subplot(gs[:, ncols]), label="mean activation")
     fig.suptitle(f"latents over the position grid ({which} encoder)")
     return fig
 
