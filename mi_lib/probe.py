@@ -192,12 +192,12 @@ def _check_labels(y: np.ndarray, n: int, name: str) -> np.ndarray:
     return y
 
 
-def _minmax(lo: torch.Tensor, hi: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-    """sklearn's MinMaxScaler per probe from the features' ``[P, d]`` minima and maxima: ``data_min`` and
-    ``scale = 1/range`` (range 0 -> scale 1)."""
+def _minmax_scale(lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+    """sklearn's MinMaxScaler per probe: ``scale = 1/range`` (range 0 -> scale 1) from the features'
+    ``[P, d]`` minima ``lo`` (its ``data_min``) and maxima ``hi``."""
     rng = hi - lo
     rng = torch.where(rng < 10 * torch.finfo(lo.dtype).eps, torch.ones_like(rng), rng)
-    return lo, 1.0 / rng
+    return 1.0 / rng
 
 
 _MAX_HALVINGS = 40
@@ -350,7 +350,7 @@ def _fit_chunk(
     if not bool(finite.all()):
         x = torch.where(finite[:, None, None], x, torch.zeros_like(x))
         lo, hi = x.amin(dim=1), x.amax(dim=1)
-    lo, scale = _minmax(lo, hi)
+    scale = _minmax_scale(lo, hi)
     # centred scaled features (x - lo) * scale - mu, with mu their mean, in two passes over x
     xbar = x.mean(dim=1)
     mu = (xbar - lo) * scale
