@@ -31,12 +31,13 @@ import numpy as np
 import torch
 
 from mi_lib import archive as A
-from mi_lib.cache import code_version, config_to_dict
 from mi_lib.datasets.dsprites import DSprites
 from mi_lib.experiments import dsprites as E
 
 FOLLOWED = ("scale", "posX", "posY")
 PROBE_NAMES = ("shape_accuracy", "scale_r2", "orientation_r2", "posX_r2", "posY_r2")
+FIXED = ("steps", "device", "progress")  # set by the options, not by --set
+CPU = torch.device("cpu")
 
 
 def summary(r: Dict[str, Any]) -> Dict[str, Any]:
@@ -50,16 +51,22 @@ def summary(r: Dict[str, Any]) -> Dict[str, Any]:
 
 def overrides(pairs: List[str]) -> Dict[str, Any]:
     """``["beta_tc=5", ...]`` -> ``{"beta_tc": 5.0, ...}``, each value of its field's type."""
-    fields = {f.name: f for f in dataclasses.fields(E.DSpritesConfig)}
+    allowed = [f.name for f in dataclasses.fields(E.DSpritesConfig) if f.name not in FIXED]
     out: Dict[str, Any] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
-        if not sep or name not in fields or name in ("steps", "device", "progress"):
-            allowed = ", ".join(n for n in fields if n not in ("steps", "device", "progress"))
-            raise ValueError(f"--set takes FIELD=VALUE with FIELD one of {allowed}; got {pair!r}")
+        if not sep or name not in allowed:
+            raise ValueError(f"--set takes FIELD=VALUE with FIELD one of {', '.join(allowed)}; got {pair!r}")
         kind = type(getattr(E.CONFIGS["quick"], name))
         out[name] = kind(value)
     return out
+
+
+def _encoder(cfg: E.DSpritesConfig, state: Dict[str, Any]) -> torch.nn.Module:
+    """The encoder of a training state saved by :func:`mi_lib.experiments.dsprites.train`, in eval mode."""
+    enc = E.Encoder(cfg.n_latents, cfg.width)
+    enc.load_state_dict(state["enc"])
+    return enc.eval()
 
 
 def run(
@@ -68,7 +75,6 @@ def run(
     if steps < 1 or every < 1:
         raise ValueError(f"--steps and --every must be positive, got {steps} and {every}")
     cfg = dataclasses.replace(E.CONFIGS[profile], steps=steps, progress=progress, device="cpu", **(changes or {}))
-    dev = torch.device("cpu")
     data = DSprites(cfg.data_path or None)
     stops = sorted({*range(every, steps, every), steps})
     evals = []
@@ -77,57 +83,43 @@ def run(
         ck = Path(tmp) / "checkpoint.pt"
         for stop in stops:
             if stop < steps:
-                E.train(cfg, data, dev, checkpoint=ck, checkpoint_every=every, stop_after=stop)
-                enc = E.Encoder(cfg.n_latents, cfg.width)
-                enc.load_state_dict(torch.load(ck, map_location=dev, weights_only=False)["enc"])
+                E.train(cfg, data, CPU, checkpoint=ck, checkpoint_every=every, stop_after=stop)
+                enc = _encoder(cfg, torch.load(ck, map_location=CPU, weights_only=False))
             else:
-                enc, random_enc, hist = E.train(cfg, data, dev, checkpoint=ck, checkpoint_every=every)
-            enc.eval()
-            evals.append({"step": stop, **summary(E.evaluate(enc, data, cfg, dev))})
+                enc, random_enc, hist = E.train(cfg, data, CPU, checkpoint=ck, checkpoint_every=every)
+                enc.eval()
+            evals.append({"step": stop, **summary(E.evaluate(enc, data, cfg, CPU))})
             print(f"step {stop}: MIG {evals[-1]['mig']:.3f}, probe {evals[-1]['probe']}", flush=True)
     random_enc.eval()
     blocks = [(a, min(a + every, steps)) for a in range(0, steps, every)]
-    return {
-        "profile": profile,
+    result = {
         "changes": dict(changes or {}),
-        "config": config_to_dict(cfg),
         "evaluations": evals,
-        "random_encoder": summary(E.evaluate(random_enc, data, cfg, dev)),
+        "random_encoder": summary(E.evaluate(random_enc, data, cfg, CPU)),
         # per block of ``every`` steps, the median of the training terms (the information term's value is
         # NWJ's, which a few batches can send far below zero: the median ignores them)
         "training_medians": [
             {"steps": [a, b], **{k: float(np.median(hist[k][a:b])) for k in ("mi", "tc", "smooth")}} for a, b in blocks
         ],
-        "seconds": time.perf_counter() - t0,
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "git_commit": A.git_commit(),
-        "code_version": code_version(),
-        "date": time.strftime("%Y-%m-%d"),
         "data_source": data.source,
     }
+    return A.provenance(profile, cfg, CPU, time.perf_counter() - t0, result)
 
 
 def evaluate_checkpoint(profile: str, path: Path) -> Dict[str, Any]:
     """The evaluation of a training state saved by :func:`mi_lib.experiments.dsprites.train` for ``profile``."""
     cfg = dataclasses.replace(E.CONFIGS[profile], device="cpu")
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = torch.load(path, map_location=CPU, weights_only=False)
     if state["key"] != E.checkpoint_key(cfg):
         raise ValueError(f"{path} is not a checkpoint of the {profile!r} profile")
-    dev = torch.device("cpu")
+    t0 = time.perf_counter()
     data = DSprites(cfg.data_path or None)
-    enc = E.Encoder(cfg.n_latents, cfg.width)
-    enc.load_state_dict(state["enc"])
-    enc.eval()
-    return {
-        "profile": profile,
+    result = {
         "step": int(state["step"]),
         "of_steps": cfg.steps,
-        **summary(E.evaluate(enc, data, cfg, dev)),
-        "threads": torch.get_num_threads(),
-        "git_commit": A.git_commit(),
-        "date": time.strftime("%Y-%m-%d"),
+        **summary(E.evaluate(_encoder(cfg, state), data, cfg, CPU)),
     }
+    return A.provenance(profile, cfg, CPU, time.perf_counter() - t0, result)
 
 
 def main(argv: list[str] | None = None) -> int:
