@@ -97,10 +97,20 @@ def archived_cells(
     return out
 
 
-def missing_cells(fig: GridFigure, profile: str, root: Path = A.ARCHIVE_DIR) -> List[Tuple[int, int]]:
-    """The cells still to compute, cheapest first."""
+def missing_cells(
+    fig: GridFigure, profile: str, root: Path = A.ARCHIVE_DIR, shard: Tuple[int, int] = (0, 1)
+) -> List[Tuple[int, int]]:
+    """The cells still to compute, cheapest first.
+
+    ``shard=(i, n)`` keeps every n-th cell of the whole grid from the i-th on, so that n workers
+    started with ``i = 0 .. n-1`` split the grid between them without overlap, at any time (the
+    split is by the cell's place in the grid, not in what is still missing).
+    """
+    i, n = shard
+    if not (n >= 1 and 0 <= i < n):
+        raise ValueError(f"bad shard {i}/{n}: need 0 <= i < n")
     done = archived_cells(fig, profile, root)
-    return [c for c in fig.module.cells(config(fig, profile)) if c not in done]
+    return [c for j, c in enumerate(fig.module.cells(config(fig, profile))) if j % n == i and c not in done]
 
 
 def compute_cells(
@@ -111,14 +121,16 @@ def compute_cells(
     limit: Optional[int] = None,
     on_cell: Optional[Callable[[Path, int, int], None]] = None,
     progress: bool = True,
+    shard: Tuple[int, int] = (0, 1),
 ) -> List[Path]:
     """Compute and archive the missing cells (at most ``limit``), each written as it finishes.
 
-    ``on_cell(path, done, total)`` runs after each (for example a git commit). Returns the new files.
+    ``on_cell(path, done, total)`` runs after each (for example a git commit). ``shard``: this
+    worker's share of the grid (:func:`missing_cells`). Returns the new files.
     """
     cfg = config(fig, profile, device)
     dev = resolve_device(cfg.device)
-    missing = missing_cells(fig, profile, root)
+    missing = missing_cells(fig, profile, root, shard)
     total = len(fig.module.cells(cfg))
 
     def describe(c: Tuple[int, int]) -> A.Piece:
@@ -137,7 +149,7 @@ def compute_cells(
 
     return A.archive_pieces(
         missing[:limit],
-        total - len(missing),
+        len(archived_cells(fig, profile, root)),
         total,
         describe,
         compute,

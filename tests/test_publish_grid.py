@@ -63,6 +63,41 @@ def test_a_partial_archive_is_nan_where_missing_and_says_so(smoke_archive, tmp_p
     assert [p.name for p in new] == [PG.cell_path(fig, cfg, *last, tmp_path / "r", "smoke").name]
 
 
+def test_shards_split_the_missing_cells_without_overlap(smoke_archive, tmp_path):
+    """N workers with --shard 0/N .. N-1/N cover every missing cell once, however many are done."""
+    fig = PG.figure("fig4")
+    shutil.copytree(smoke_archive, tmp_path / "r")
+    cfg = PG.config(fig, "smoke")
+    cells = fig.module.cells(cfg)
+    for c in cells[1::2]:  # half missing, interleaved with the done ones
+        PG.cell_path(fig, cfg, *c, tmp_path / "r", "smoke").unlink()
+    missing = PG.missing_cells(fig, "smoke", tmp_path / "r")
+    assert missing == cells[1::2]
+    for n in (1, 2, 3):
+        shares = [PG.missing_cells(fig, "smoke", tmp_path / "r", (i, n)) for i in range(n)]
+        assert sorted(c for s in shares for c in s) == sorted(missing), n
+        assert sum(map(len, shares)) == len(missing), n  # no cell in two shares
+    # the split is by place in the grid: shard 1/2 takes every odd cell, done or not
+    assert PG.missing_cells(fig, "smoke", tmp_path / "r", (0, 2)) == []
+    assert PG.compute_cells(fig, "smoke", "cpu", tmp_path / "r", shard=(0, 2), progress=False) == []
+    for bad in ((2, 2), (-1, 2), (0, 0)):
+        with pytest.raises(ValueError, match="bad shard"):
+            PG.missing_cells(fig, "smoke", tmp_path / "r", bad)
+
+
+def test_archive_grid_parses_its_shard():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+    import archive_grid
+
+    assert archive_grid.shard("1/3") == (1, 3)
+    for bad in ("3/3", "x", "1/0", "1"):
+        with pytest.raises(Exception, match="shard"):
+            archive_grid.shard(bad)
+
+
 def test_verify_passes_on_the_archive_and_fails_on_a_changed_number(smoke_archive, tmp_path):
     fig = PG.figure("fig3")
     ok = PG.verify(fig, "smoke", smoke_archive)
