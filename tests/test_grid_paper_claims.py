@@ -121,3 +121,15 @@ def test_fig4_best_alpha_falls_with_mi(fig4, ik):
         pytest.skip("no such batch size")
     idx = _need(fig4, "grad_mse", ik, [float(fig4["mi"][0]), float(fig4["mi"][-1])])
     assert fig4["best_alpha"][ik, idx[1]] <= fig4["best_alpha"][ik, idx[0]]
+
+
+@pytest.mark.parametrize("im", range(20))
+def test_fig4_best_alpha_falls_with_batch_size(fig4, im):
+    """At every MI level the best alpha at the largest batch is at most the best alpha at the smallest."""
+    if im >= len(fig4["mi"]):
+        pytest.skip("no such MI level")
+    mi = float(fig4["mi"][im])
+    last = len(fig4["batch_sizes"]) - 1
+    _need(fig4, "grad_mse", 0, [mi])
+    _need(fig4, "grad_mse", last, [mi])
+    assert fig4["best_alpha"][last, im] <= fig4["best_alpha"][0, im], (mi, fig4["best_alpha"][:, im])
