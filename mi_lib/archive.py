@@ -65,12 +65,29 @@ def git_commit(root: Path = ROOT) -> str:
     return head + ("+dirty" if dirty else "")
 
 
+def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The CPU's model name (Linux's ``/proc/cpuinfo``), else what :mod:`platform` knows, else ``""``.
+
+    Two CPUs can round the same float32 sums differently (other kernels, other blocking), and a long
+    training run amplifies that, so the model is part of what an entry records."""
+    try:
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and value.strip():
+                return " ".join(value.split())
+    except OSError:
+        pass
+    return platform.processor()
+
+
 def device_name(device: torch.device) -> str:
-    """A readable name of the device the numbers were computed on."""
+    """A readable name of the device the numbers were computed on: ``AMD EPYC (x86_64 CPU, 1 torch thread)``."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     n = torch.get_num_threads()
-    return f"{platform.processor() or platform.machine()} CPU ({n} torch thread{'' if n == 1 else 's'})"
+    threads = f"{n} torch thread{'' if n == 1 else 's'}"
+    model = cpu_model()
+    return f"{model} ({platform.machine()} CPU, {threads})" if model else f"{platform.machine()} CPU ({threads})"
 
 
 def provenance(

@@ -1,7 +1,7 @@
 r"""The results archive for Fig. 5 (dSprites): one long training run, checkpointed, then evaluated.
 
-The paper profile is a single run of 20,000 steps (about two hours of one CPU thread, minutes on a
-GPU). :func:`compute` trains it with :func:`mi_lib.experiments.dsprites.train`'s checkpoint, which
+The paper profile is a single run of 20,000 steps (11 minutes of one CPU thread, measured on
+2026-12-03). :func:`compute` trains it with :func:`mi_lib.experiments.dsprites.train`'s checkpoint, which
 holds the whole state (networks, optimisers, every random generator), so a run that is stopped and
 started again continues where it stopped with the numbers it would have had; ``chunk_steps``
 trains a chunk and returns. The checkpoint (``checkpoint.pt``, a few MB) stays out of git; the
@@ -34,6 +34,12 @@ BLOCK = 100
 HEAD_STEPS = 50
 CHECKPOINT_EVERY = 250
 VERIFY_TOLERANCE = 1e-4  # the same steps on the CPU; float32 sums in another order at most
+# The curves at step 0 (before any update: data, initialisation, encoder and objective), which any
+# CPU gives within float32 rounding (1e-6 seen between two x86-64 CPUs). Later steps are not comparable
+# across CPUs: Adam's first update moves a weight by the learning rate whatever the size of its gradient,
+# so a gradient near zero whose sign rounds the other way moves it the other way (1e-7 at step 0 became
+# 1.5e-3 at step 1 and 0.5 at step 50 between two CPUs, same code, same seed).
+STEP0_TOLERANCE = 1e-5
 
 
 def config(profile: str) -> D.DSpritesConfig:
@@ -121,7 +127,13 @@ def load(profile: str = "paper", root: Path = A.ARCHIVE_DIR) -> Archived:
 
 
 def verify(profile: str = "paper", root: Path = A.ARCHIVE_DIR, tolerance: float = VERIFY_TOLERANCE) -> Dict:
-    """Retrain the first :data:`HEAD_STEPS` steps on the CPU (one thread) and compare the curves."""
+    """Retrain the first :data:`HEAD_STEPS` steps on the CPU (one thread) and compare the curves.
+
+    On a CPU that rounds as the archive's did, every step agrees within ``tolerance``. On another
+    the trajectory parts after the first update (see :data:`STEP0_TOLERANCE`); then only step 0 is
+    compared, and the check says so (``"partial": True``): it vouches for the data, the initialisation
+    and the objective, not for the update. A curve that differs at step 0 fails either way.
+    """
     results = load(profile, root).results
     assert results is not None  # load() raises when nothing is archived
     head = results["head"]
@@ -132,10 +144,23 @@ def verify(profile: str = "paper", root: Path = A.ARCHIVE_DIR, tolerance: float 
         _, _, hist = D.train(cfg, DSprites(cfg.data_path or None), torch.device("cpu"))
     finally:
         torch.set_num_threads(threads)
-    diff = max(float(np.max(np.abs(A.as_float32(hist[k]).astype(np.float64) - head[k]))) for k in head)
-    return A.verification(
-        f"the first {cfg.steps} steps", diff, tolerance, file=entry_path(profile, root).name, steps=cfg.steps
-    )
+    diffs = {k: np.abs(A.as_float32(hist[k]).astype(np.float64) - head[k]) for k in head}
+    diff = max(float(d.max()) for d in diffs.values())
+    file = entry_path(profile, root).name
+    step0 = max(float(d[0]) for d in diffs.values())
+    if diff > tolerance and step0 <= STEP0_TOLERANCE:
+        return A.verification(
+            f"step 0 of {cfg.steps} (the later steps differ by up to {diff:.2g}: this CPU rounds "
+            "otherwise than the archive's, and the first updates amplify it, so only the data, the "
+            "initialisation and the objective are checked)",
+            step0,
+            STEP0_TOLERANCE,
+            file=file,
+            steps=cfg.steps,
+            partial=True,
+            trajectory_diff=diff,
+        )
+    return A.verification(f"the first {cfg.steps} steps", diff, tolerance, file=file, steps=cfg.steps, partial=False)
 
 
 def missing_text(profile: str = "paper", root: Path = A.ARCHIVE_DIR) -> str:
@@ -148,7 +173,7 @@ def missing_text(profile: str = "paper", root: Path = A.ARCHIVE_DIR) -> str:
     return (
         f"The {profile}-profile Fig. 5 is not archived yet{here}: "
         f"`python scripts/archive_dsprites.py --profile {profile}` trains it, resumable "
-        "(about five hours on one CPU core; minutes on a GPU)."
+        "(about 11 minutes of one CPU thread)."
     )
 
 

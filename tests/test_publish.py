@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import torch
 import pytest
 
 from mi_lib import archive as A
@@ -83,3 +84,23 @@ def test_the_command_line_verifies_and_refuses_what_is_not_archived(smoke_archiv
     assert main(["reproduce", "--verify", "fig2", "--profile", "smoke"]) == 0
     assert "PASSED" in capsys.readouterr().out
     assert main(["reproduce", "--publish", "fig9", "--profile", "smoke"]) == 2  # no such archived figure
+
+
+def test_the_cpu_model_is_recorded(tmp_path, monkeypatch):
+    """Two CPUs can round a training run apart, so an entry names the CPU, not just the architecture."""
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD  EPYC 7B13\nflags\t: fpu\n")
+    assert A.cpu_model(info) == "AMD EPYC 7B13"
+    info.write_text("processor\t: 0\nmodel name\t:\n")
+    monkeypatch.setattr(A.platform, "processor", lambda: "")
+    assert A.cpu_model(info) == "" and A.cpu_model(tmp_path / "none") == ""
+    monkeypatch.setattr(A, "cpu_model", lambda: "AMD EPYC 7B13")
+    import platform
+
+    assert A.device_name(torch.device("cpu")) == (
+        f"AMD EPYC 7B13 ({platform.machine()} CPU, {torch.get_num_threads()} torch thread"
+        + ("" if torch.get_num_threads() == 1 else "s")
+        + ")"
+    )
+    monkeypatch.setattr(A, "cpu_model", lambda: "")
+    assert A.device_name(torch.device("cpu")).startswith(f"{platform.machine()} CPU (")
