@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import math
 import platform
 import subprocess
 import time
@@ -81,13 +82,14 @@ def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
 
 
 def device_name(device: torch.device) -> str:
-    """A readable name of the device the numbers were computed on: ``AMD EPYC (x86_64 CPU, 1 torch thread)``."""
+    """A readable name of the device the numbers were computed on: ``AMD EPYC (x86_64 CPU, AVX2, 1 torch
+    thread)``, with the instruction set torch's kernels use (it and the thread count change the rounding)."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     n = torch.get_num_threads()
-    threads = f"{n} torch thread{'' if n == 1 else 's'}"
+    how = f"{torch.backends.cpu.get_cpu_capability()}, {n} torch thread{'' if n == 1 else 's'}"
     model = cpu_model()
-    return f"{model} ({platform.machine()} CPU, {threads})" if model else f"{platform.machine()} CPU ({threads})"
+    return f"{model} ({platform.machine()} CPU, {how})" if model else f"{platform.machine()} CPU ({how})"
 
 
 def provenance(
@@ -273,6 +275,79 @@ def verification(
         "threads": torch.get_num_threads(),
         **extra,
     }
+
+
+# Step 0 of a training run (before any update: data, initialisation, model, objective) is one float32
+# pass, which any CPU gives within rounding: 1e-6 relative seen between two CPUs and between ATen's
+# AVX2 and plain kernels. The later steps are not comparable across CPUs: Adam's first update moves
+# a weight by about the learning rate whatever the size of its gradient, so a gradient near zero whose
+# sign rounds the other way moves the weight the other way, and training carries that on (Fig. 5: 1e-7
+# at step 0, 1.5e-3 at step 1, 0.5 at step 50; Fig. 2's cubic task: 50 nats by step 300).
+STEP0_RTOL = 1e-5
+
+
+def _curve_diff(again: np.ndarray, old: np.ndarray) -> float:
+    """Largest ``|again - old|`` where both are finite; ``inf`` unless the non-finite values (a diverged
+    run's NaN and inf) are the same in both."""
+    bad_a, bad_o = ~np.isfinite(again), ~np.isfinite(old)
+    if not (np.array_equal(bad_a, bad_o) and np.array_equal(again[bad_a], old[bad_o], equal_nan=True)):
+        return math.inf
+    return float(np.max(np.abs(again[~bad_a] - old[~bad_o]), initial=0.0))
+
+
+def trajectory_verification(
+    what: str,
+    again: Any,
+    archived: Any,
+    tolerance: float,
+    unit: str = "",
+    file: str = "",
+    *,
+    archived_on: str,
+    recomputed_on: str,
+    step0_rtol: float = STEP0_RTOL,
+    **extra: Any,
+) -> Dict[str, Any]:
+    """:func:`verification` of recomputed training curves (steps on the last axis) against the archive's.
+
+    Every step within ``tolerance``: the run is what the archive holds. On the device the archive was
+    computed on (``archived_on``, its provenance's ``device_name``, equal to ``recomputed_on``) that is
+    the whole check. On another CPU the runs part by rounding after the first update (see
+    :data:`STEP0_RTOL`), so there step 0 within ``step0_rtol`` (relative, of at least 1) passes as a
+    *partial* check (``"partial": True``, and ``what`` says so): the data, the initialisation and the
+    objective are today's; the updates are not checked. A step 0 that differs fails either way.
+    """
+    again = np.asarray(again, dtype=np.float64)
+    old = np.asarray(archived, dtype=np.float64)
+    if again.shape != old.shape:
+        raise ValueError(f"recomputed curves have shape {again.shape}, the archive's {old.shape}")
+    diff = _curve_diff(again, old)
+    extra.update(archived_on=archived_on, recomputed_on=recomputed_on)
+    if diff > tolerance and archived_on != recomputed_on:
+        a0, o0 = again[..., 0], old[..., 0]
+        fin = np.isfinite(o0)
+        d0 = _curve_diff(a0, o0)
+        if d0 < math.inf:
+            d0 = float(np.max(np.abs(a0[fin] - o0[fin]) / np.maximum(1.0, np.abs(o0[fin])), initial=0.0))
+        if d0 <= step0_rtol:
+            later = (
+                "have NaN or inf at other places"
+                if diff == math.inf
+                else f"differ by up to {_in_unit(diff, unit, '.2g')}"
+            )
+            return verification(
+                f"step 0 of {what} (the later steps {later}, as they do between CPUs that round "
+                f"differently: this is {recomputed_on}, the archive's was {archived_on}; so only the data, the "
+                "initialisation and the objective are checked)",
+                d0,
+                step0_rtol,
+                "relative",
+                file=file,
+                partial=True,
+                trajectory_diff=diff,
+                **extra,
+            )
+    return verification(what, diff, tolerance, unit, file=file, partial=False, **extra)
 
 
 def _in_unit(x: float, unit: str, fmt: str) -> str:

@@ -34,12 +34,6 @@ BLOCK = 100
 HEAD_STEPS = 50
 CHECKPOINT_EVERY = 250
 VERIFY_TOLERANCE = 1e-4  # the same steps on the CPU; float32 sums in another order at most
-# The curves at step 0 (before any update: data, initialisation, encoder and objective), which any
-# CPU gives within float32 rounding (1e-6 seen between two x86-64 CPUs). Later steps are not comparable
-# across CPUs: Adam's first update moves a weight by the learning rate whatever the size of its gradient,
-# so a gradient near zero whose sign rounds the other way moves it the other way (1e-7 at step 0 became
-# 1.5e-3 at step 1 and 0.5 at step 50 between two CPUs, same code, same seed).
-STEP0_TOLERANCE = 1e-5
 
 
 def config(profile: str) -> D.DSpritesConfig:
@@ -129,38 +123,32 @@ def load(profile: str = "paper", root: Path = A.ARCHIVE_DIR) -> Archived:
 def verify(profile: str = "paper", root: Path = A.ARCHIVE_DIR, tolerance: float = VERIFY_TOLERANCE) -> Dict:
     """Retrain the first :data:`HEAD_STEPS` steps on the CPU (one thread) and compare the curves.
 
-    On a CPU that rounds as the archive's did, every step agrees within ``tolerance``. On another
-    the trajectory parts after the first update (see :data:`STEP0_TOLERANCE`); then only step 0 is
-    compared, and the check says so (``"partial": True``): it vouches for the data, the initialisation
-    and the objective, not for the update. A curve that differs at step 0 fails either way.
+    On a CPU that rounds as the archive's did, every step agrees within ``tolerance``. On another the
+    run parts after the first update, and only step 0 is compared, as the check says
+    (:func:`mi_lib.archive.trajectory_verification`).
     """
-    results = load(profile, root).results
-    assert results is not None  # load() raises when nothing is archived
+    load(profile, root)  # FileNotFoundError unless an entry of this configuration is archived
+    results, prov = A.load_entry(entry_path(profile, root))
     head = results["head"]
     cfg = dataclasses.replace(config(profile), steps=len(head["mi"]), progress=False)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         _, _, hist = D.train(cfg, DSprites(cfg.data_path or None), torch.device("cpu"))
+        here = A.device_name(torch.device("cpu"))
     finally:
         torch.set_num_threads(threads)
-    diffs = {k: np.abs(A.as_float32(hist[k]).astype(np.float64) - head[k]) for k in head}
-    diff = max(float(d.max()) for d in diffs.values())
-    file = entry_path(profile, root).name
-    step0 = max(float(d[0]) for d in diffs.values())
-    if diff > tolerance and step0 <= STEP0_TOLERANCE:
-        return A.verification(
-            f"step 0 of {cfg.steps} (the later steps differ by up to {diff:.2g}: this CPU rounds "
-            "otherwise than the archive's, and the first updates amplify it, so only the data, the "
-            "initialisation and the objective are checked)",
-            step0,
-            STEP0_TOLERANCE,
-            file=file,
-            steps=cfg.steps,
-            partial=True,
-            trajectory_diff=diff,
-        )
-    return A.verification(f"the first {cfg.steps} steps", diff, tolerance, file=file, steps=cfg.steps, partial=False)
+    keys = sorted(head)
+    return A.trajectory_verification(
+        f"the first {cfg.steps} steps",
+        np.stack([A.as_float32(hist[k]) for k in keys]),
+        np.stack([head[k] for k in keys]),
+        tolerance,
+        file=entry_path(profile, root).name,
+        archived_on=prov.get("device_name", "?"),
+        recomputed_on=here,
+        steps=cfg.steps,
+    )
 
 
 def missing_text(profile: str = "paper", root: Path = A.ARCHIVE_DIR) -> str:

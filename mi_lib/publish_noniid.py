@@ -202,15 +202,18 @@ def verify(profile: str = "paper", root: Path = A.ARCHIVE_DIR, tolerance: float 
     torch.set_num_threads(1)
     try:
         again = train_chunk(key, steps=head.shape[1])
+        here = A.device_name(torch.device("cpu"))
     finally:
         torch.set_num_threads(threads)
-    diff = float(np.max(np.abs(A.as_float32(again).astype(np.float64) - head)))
-    return A.verification(
+    return A.trajectory_verification(
         f"the first {head.shape[1]} steps of {len(key.runs)} runs",
-        diff,
+        A.as_float32(again),
+        head,
         tolerance,
         "nats",
         file=chunk_path(key, profile, root).name,
+        archived_on=prov.get("device_name", "?"),
+        recomputed_on=here,
         runs=len(key.runs),
         steps=head.shape[1],
         archived_with=prov.get("git_commit"),

@@ -44,6 +44,62 @@ def test_verify_recomputes_a_slice_and_catches_a_changed_number(smoke_archive, t
     A.save_entry(path, res, prov)
     bad = P.verify_fig2("smoke", steps=10, root=tmp_path / "r")
     assert not bad["passed"] and bad["max_diff"] == pytest.approx(0.01, rel=1e-3)
+    # on the archive's CPU a change after step 0 fails (above); archived on another CPU, whose rounding
+    # parts the runs after the first update, only step 0 is checked, and the check says so
+    prov["device_name"] = "Another CPU (x86_64 CPU, AVX512, 1 torch thread)"
+    A.save_entry(path, res, prov)
+    part = P.verify_fig2("smoke", steps=10, root=tmp_path / "r", tolerance=1e-3)
+    assert part["passed"] and part["partial"] and part["trajectory_diff"] == pytest.approx(0.01, rel=1e-3)
+    assert part["what"].startswith("step 0 of the first 10 steps of") and part["unit"] == "relative"
+    res["estimates"][0, 0] += 0.01  # ... but not when step 0 moved too
+    A.save_entry(path, res, prov)
+    assert not P.verify_fig2("smoke", steps=10, root=tmp_path / "r", tolerance=1e-3)["passed"]
+
+
+def _curves():
+    rng = np.random.default_rng(0)
+    old = rng.normal(size=(3, 50)) * 100
+    old[1, 10:] = -np.inf  # a diverged run
+    old[2, 20:] = np.nan
+    return old
+
+
+def test_trajectory_verification_tells_identical_partial_and_failed_apart():
+    old = _curves()
+    on = {"archived_on": "CPU A", "recomputed_on": "CPU B"}
+    same = A.trajectory_verification("the first 50 steps of 3 runs", old.copy(), old, 1e-3, "nats", **on)
+    assert same["passed"] and same["identical"] and not same["partial"]
+    near = old.copy()
+    near[0, 5] += 5e-4
+    got = A.trajectory_verification("w", near, old, 1e-3, "nats", **on)
+    assert got["passed"] and not got["partial"] and got["max_diff"] == pytest.approx(5e-4, rel=1e-3)
+    # later steps apart, step 0 within float32 rounding (relative, values of about 100): partial
+    apart = old.copy()
+    apart[:, 1:] += 0.5
+    apart[0, 0] *= 1 + 2e-6
+    got = A.trajectory_verification("the first 50 steps of 3 runs", apart, old, 1e-3, "nats", **on)
+    assert got["passed"] and got["partial"] and got["unit"] == "relative"
+    assert got["max_diff"] == pytest.approx(2e-6, rel=1e-2) and got["trajectory_diff"] == pytest.approx(0.5, rel=1e-4)
+    assert "step 0 of the first 50 steps of 3 runs (the later steps differ by up to 0.5 nats" in got["what"]
+    assert "this is CPU B, the archive's was CPU A" in got["what"]
+    # on the archive's own device the later steps must agree too
+    own = A.trajectory_verification("the first 50", apart, old, 1e-3, archived_on="CPU A", recomputed_on="CPU A")
+    assert not own["passed"] and not own["partial"] and own["max_diff"] == pytest.approx(0.5, rel=1e-4)
+    line = A.verification_line("fig2", "paper", got)
+    assert line.endswith("PASSED") and "tolerance 1e-05 relative" in line
+    # a run that diverges elsewhere: still only step 0 can be checked
+    other = old.copy()
+    other[1, 10:] = 3.0
+    got = A.trajectory_verification("w", other, old, 1e-3, **on)
+    assert got["partial"] and got["trajectory_diff"] == float("inf") and "NaN or inf at other places" in got["what"]
+    # step 0 off by more than rounding, or non-finite where the archive is not: failed, whole slice reported
+    for bad in (1e-4, np.nan):
+        moved = apart.copy()
+        moved[2, 0] = old[2, 0] * (1 + bad) if bad == bad else bad
+        got = A.trajectory_verification("the first 50 steps of 3 runs", moved, old, 1e-3, "nats", **on)
+        assert not got["passed"] and not got["partial"] and got["what"] == "the first 50 steps of 3 runs"
+    with pytest.raises(ValueError, match="shape"):
+        A.trajectory_verification("w", old[:, :10], old, 1e-3, **on)
 
 
 def test_incomplete_and_stale_archives_say_so(smoke_archive, tmp_path):
@@ -97,8 +153,9 @@ def test_the_cpu_model_is_recorded(tmp_path, monkeypatch):
     monkeypatch.setattr(A, "cpu_model", lambda: "AMD EPYC 7B13")
     import platform
 
+    isa = torch.backends.cpu.get_cpu_capability()
     assert A.device_name(torch.device("cpu")) == (
-        f"AMD EPYC 7B13 ({platform.machine()} CPU, {torch.get_num_threads()} torch thread"
+        f"AMD EPYC 7B13 ({platform.machine()} CPU, {isa}, {torch.get_num_threads()} torch thread"
         + ("" if torch.get_num_threads() == 1 else "s")
         + ")"
     )
