@@ -109,41 +109,36 @@ def test_quick_separable_estimates_do_not_collapse_on_the_gaussian_task(fig2_sep
 
 
 # ----------------------------------------------------------------------------- Fig. 5
-FOLLOWED = ("scale", "posX", "posY")
-MIN_SHARE = 0.15  # the factor's best latent carries at least this share of the factor's entropy (MIG's matrix)
-MIN_RATIO = 2.0  # ... and at least this many times its largest share of any other factor
-MIG_MARGIN = 0.02  # trained MIG above the random encoder's by at least this much
-MIG_FACTOR = 5.0  # ... and at least this many times it
+# One quick run is one draw: its trajectory depends on the seed and, through Adam's first updates, on how the
+# CPU rounds (book/dsprites.md), and whether a latent follows one factor after 600 steps varies from draw to
+# draw. So the claim checked is the one every draw shows, on four seeds: the trained code is clearly more
+# structured than the same network at its initialisation. That each of scale, posX and posY has its own
+# latent is not shown at this scale (the chapter gives the four draws' numbers).
+SEEDS = (0, 1, 2, 3)
+MIG_RATIO = 1.5  # trained MIG at least this many times the random encoder's, in every seed (2.5 to 5.6 measured)
 
 
 @pytest.fixture(scope="module")
-def fig5():
-    # the notebook's call and cache, as `reproduce --device cpu` (and CI's `make book DEVICE=cpu`) runs it
-    return cached(E.run, dataclasses.replace(E.CONFIGS["quick"], device="cpu"), CACHE, name="dsprites_fig5")
-
-
-POSY_FINDING = pytest.mark.xfail(
-    strict=True,
-    reason="finding at quick scale (book/dsprites.md): the latent with the most about posY (0.23 of its entropy) "
-    "also carries 0.12 of scale's, under twice as much; several latents mix posX and posY",
-)
+def fig5_seeds():
+    # seed 0 is the notebook's own run and cache, as `reproduce --device cpu` (and CI's `make book`) runs it
+    cfg = dataclasses.replace(E.CONFIGS["quick"], device="cpu")
+    return {
+        s: cached(E.run, dataclasses.replace(cfg, seed=s), CACHE, name="dsprites_fig5" + (f"_seed{s}" if s else ""))
+        for s in SEEDS
+    }
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("factor", ["scale", "posX", pytest.param("posY", marks=POSY_FINDING)])
-def test_quick_a_latent_follows_each_of_position_and_scale(fig5, factor):
-    latent, share, other = E.latent_for_factor(fig5["trained"]["mi_matrix"], factor)
-    assert share >= MIN_SHARE, f"z{latent} carries {share:.3f} of {factor}'s entropy"
-    assert share >= MIN_RATIO * other, f"z{latent}: {share:.3f} of {factor}, {other:.3f} of another factor"
+def test_quick_mig_above_the_random_encoder_in_every_seed(fig5_seeds):
+    migs = {s: (r["trained"]["mig"], r["random"]["mig"]) for s, r in fig5_seeds.items()}
+    assert all(t >= MIG_RATIO * r for t, r in migs.values()), migs
 
 
 @pytest.mark.slow
-def test_quick_the_three_factors_have_three_different_latents(fig5):
-    latents = {E.latent_for_factor(fig5["trained"]["mi_matrix"], f)[0] for f in FOLLOWED}
-    assert len(latents) == len(FOLLOWED)
-
-
-@pytest.mark.slow
-def test_quick_mig_well_above_the_random_encoder(fig5):
-    trained, random = fig5["trained"]["mig"], fig5["random"]["mig"]
-    assert trained >= random + MIG_MARGIN and trained >= MIG_FACTOR * random, (trained, random)
+def test_quick_the_trained_code_carries_more_of_each_position_than_the_random_one(fig5_seeds):
+    """In every seed the best latent for posX and for posY carries more of it than any random latent does."""
+    for s, r in fig5_seeds.items():
+        for factor in ("posX", "posY"):
+            trained = E.latent_for_factor(r["trained"]["mi_matrix"], factor)[1]
+            random = E.latent_for_factor(r["random"]["mi_matrix"], factor)[1]
+            assert trained > random, (s, factor, trained, random)
