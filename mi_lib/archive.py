@@ -286,13 +286,16 @@ def verification(
 STEP0_RTOL = 1e-5
 
 
-def _curve_diff(again: np.ndarray, old: np.ndarray) -> float:
-    """Largest ``|again - old|`` where both are finite; ``inf`` unless the non-finite values (a diverged
-    run's NaN and inf) are the same in both."""
+def _curve_diff(again: np.ndarray, old: np.ndarray, relative: bool = False) -> float:
+    """Largest ``|again - old|`` (divided by ``max(1, |old|)`` when ``relative``) where both are finite;
+    ``inf`` unless the non-finite values (a diverged run's NaN and inf) are the same in both."""
     bad_a, bad_o = ~np.isfinite(again), ~np.isfinite(old)
     if not (np.array_equal(bad_a, bad_o) and np.array_equal(again[bad_a], old[bad_o], equal_nan=True)):
         return math.inf
-    return float(np.max(np.abs(again[~bad_a] - old[~bad_o]), initial=0.0))
+    diff = np.abs(again[~bad_a] - old[~bad_o])
+    if relative:
+        diff = diff / np.maximum(1.0, np.abs(old[~bad_o]))
+    return float(np.max(diff, initial=0.0))
 
 
 def trajectory_verification(
@@ -324,11 +327,7 @@ def trajectory_verification(
     diff = _curve_diff(again, old)
     extra.update(archived_on=archived_on, recomputed_on=recomputed_on)
     if diff > tolerance and archived_on != recomputed_on:
-        a0, o0 = again[..., 0], old[..., 0]
-        fin = np.isfinite(o0)
-        d0 = _curve_diff(a0, o0)
-        if d0 < math.inf:
-            d0 = float(np.max(np.abs(a0[fin] - o0[fin]) / np.maximum(1.0, np.abs(o0[fin])), initial=0.0))
+        d0 = _curve_diff(again[..., 0], old[..., 0], relative=True)
         if d0 <= step0_rtol:
             later = (
                 "have NaN or inf at other places"

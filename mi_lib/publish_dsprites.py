@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 import torch
@@ -110,14 +110,21 @@ def label(profile: str, cfg: D.DSpritesConfig, prov: Dict[str, Any]) -> str:
     return A.provenance_label(f"{profile} profile, {cfg.steps:,} steps at batch {cfg.batch_size}", [prov])
 
 
+def _entry(profile: str, root: Path) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    """``(results, provenance)`` of the profile's entry; ``FileNotFoundError`` unless one of its
+    configuration is archived."""
+    path = entry_path(profile, root)
+    if not A.has_entry(path, _key(config(profile))):
+        raise FileNotFoundError(f"no archived Fig. 5 ({profile}) at {path}")
+    return A.load_entry(path)
+
+
 def load(profile: str = "paper", root: Path = A.ARCHIVE_DIR) -> Archived:
     """The archived results with their provenance label; ``FileNotFoundError`` if not archived."""
-    cfg = config(profile)
-    path = entry_path(profile, root)
-    if not A.has_entry(path, _key(cfg)):
-        raise FileNotFoundError(f"no archived Fig. 5 ({profile}) at {path}")
-    results, prov = A.load_entry(path)
-    return Archived(results, label(profile, cfg, prov), A.stale_reasons([prov], "fig5", "retrains the first steps"))
+    results, prov = _entry(profile, root)
+    return Archived(
+        results, label(profile, config(profile), prov), A.stale_reasons([prov], "fig5", "retrains the first steps")
+    )
 
 
 def verify(profile: str = "paper", root: Path = A.ARCHIVE_DIR, tolerance: float = VERIFY_TOLERANCE) -> Dict:
@@ -127,8 +134,7 @@ def verify(profile: str = "paper", root: Path = A.ARCHIVE_DIR, tolerance: float 
     run parts after the first update, and only step 0 is compared, as the check says
     (:func:`mi_lib.archive.trajectory_verification`).
     """
-    load(profile, root)  # FileNotFoundError unless an entry of this configuration is archived
-    results, prov = A.load_entry(entry_path(profile, root))
+    results, prov = _entry(profile, root)
     head = results["head"]
     cfg = dataclasses.replace(config(profile), steps=len(head["mi"]), progress=False)
     threads = torch.get_num_threads()

@@ -97,6 +97,19 @@ def archived_cells(
     return out
 
 
+def check_shard(shard: Tuple[int, int]) -> Tuple[int, int]:
+    """``(i, n)`` unchanged if it names a share of n workers (``0 <= i < n``); ``ValueError`` otherwise."""
+    i, n = shard
+    if not (n >= 1 and 0 <= i < n):
+        raise ValueError(f"bad shard {i}/{n}: need 0 <= i < n")
+    return i, n
+
+
+def _missing(fig: GridFigure, profile: str, done: Dict, shard: Tuple[int, int]) -> List[Tuple[int, int]]:
+    i, n = check_shard(shard)
+    return [c for j, c in enumerate(fig.module.cells(config(fig, profile))) if j % n == i and c not in done]
+
+
 def missing_cells(
     fig: GridFigure, profile: str, root: Path = A.ARCHIVE_DIR, shard: Tuple[int, int] = (0, 1)
 ) -> List[Tuple[int, int]]:
@@ -106,11 +119,8 @@ def missing_cells(
     started with ``i = 0 .. n-1`` split the grid between them without overlap, at any time (the
     split is by the cell's place in the grid, not in what is still missing).
     """
-    i, n = shard
-    if not (n >= 1 and 0 <= i < n):
-        raise ValueError(f"bad shard {i}/{n}: need 0 <= i < n")
-    done = archived_cells(fig, profile, root)
-    return [c for j, c in enumerate(fig.module.cells(config(fig, profile))) if j % n == i and c not in done]
+    check_shard(shard)
+    return _missing(fig, profile, archived_cells(fig, profile, root), shard)
 
 
 def compute_cells(
@@ -130,7 +140,8 @@ def compute_cells(
     """
     cfg = config(fig, profile, device)
     dev = resolve_device(cfg.device)
-    missing = missing_cells(fig, profile, root, shard)
+    done = archived_cells(fig, profile, root)
+    missing = _missing(fig, profile, done, shard)
     total = len(fig.module.cells(cfg))
 
     def describe(c: Tuple[int, int]) -> A.Piece:
@@ -149,7 +160,7 @@ def compute_cells(
 
     return A.archive_pieces(
         missing[:limit],
-        len(archived_cells(fig, profile, root)),
+        len(done),
         total,
         describe,
         compute,

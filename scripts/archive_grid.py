@@ -27,9 +27,10 @@ def shard(text: str) -> tuple:
         i, n = (int(x) for x in text.split("/"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"--shard takes I/N, for example 0/2; got {text!r}") from None
-    if not (n >= 1 and 0 <= i < n):
-        raise argparse.ArgumentTypeError(f"--shard {text}: need 0 <= I < N")
-    return i, n
+    try:
+        return P.check_shard((i, n))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"--shard {text}: {e}") from None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,8 +4,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 import archive_cli as C  # noqa: E402
+import archive_grid  # noqa: E402
 
 
 def _git(repo, *args):
@@ -36,3 +39,10 @@ def test_options():
     args = C.parser("d", threads=1, pieces="chunks").parse_args(["--profile", "smoke", "--limit", "2"])
     assert (args.profile, args.threads, args.limit, args.commit) == ("smoke", 1, 2, False)
     assert not hasattr(C.parser("d").parse_args([]), "limit")
+
+
+def test_archive_grid_parses_its_shard():
+    assert archive_grid.shard("1/3") == (1, 3)
+    for bad in ("3/3", "x", "1/0", "1", "-1/2"):
+        with pytest.raises(Exception, match="shard"):
+            archive_grid.shard(bad)

@@ -85,19 +85,6 @@ def test_shards_split_the_missing_cells_without_overlap(smoke_archive, tmp_path)
             PG.missing_cells(fig, "smoke", tmp_path / "r", bad)
 
 
-def test_archive_grid_parses_its_shard():
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
-    import archive_grid
-
-    assert archive_grid.shard("1/3") == (1, 3)
-    for bad in ("3/3", "x", "1/0", "1"):
-        with pytest.raises(Exception, match="shard"):
-            archive_grid.shard(bad)
-
-
 def test_verify_passes_on_the_archive_and_fails_on_a_changed_number(smoke_archive, tmp_path):
     fig = PG.figure("fig3")
     ok = PG.verify(fig, "smoke", smoke_archive)
