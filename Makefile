@@ -5,6 +5,8 @@ PY := $(VENV)/bin/python
 PROFILE ?= auto
 DEVICE ?= auto
 JOBS ?= auto
+# `make test` runs the test files in this many processes at most (pytest-xdist; one a core: 2 on CI)
+TEST_WORKERS ?= 4
 STAMP := $(VENV)/.installed
 
 .PHONY: venv test lint book figures clean bench
@@ -24,7 +26,7 @@ lint: venv
 	$(VENV)/bin/mypy
 
 test: lint
-	$(PY) -m pytest -q -ra
+	$(PY) -m pytest -q -ra -n auto --maxprocesses $(TEST_WORKERS) --dist loadfile
 
 figures: venv
 	$(PY) -m mi_lib reproduce --profile $(PROFILE) --device $(DEVICE) --jobs $(JOBS)
