@@ -135,13 +135,18 @@ def load_entry(path: Path) -> Tuple[Dict[str, Any], Dict[str, Any]]:
     return load_results(path), json.loads(meta.read_text())
 
 
+def matching_entry(path: Path, config: Any) -> Optional[Tuple[Dict[str, Any], Dict[str, Any]]]:
+    """``load_entry(path)`` if a finished entry for exactly ``config`` is there, else ``None``."""
+    try:
+        entry = load_entry(path)
+    except (FileNotFoundError, ValueError, OSError):
+        return None
+    return entry if entry[1].get("config_hash") == config_hash(config) else None
+
+
 def has_entry(path: Path, config: Any) -> bool:
     """Whether a finished entry for exactly ``config`` is at ``path``."""
-    try:
-        _, prov = load_entry(path)
-    except (FileNotFoundError, ValueError, OSError):
-        return False
-    return prov.get("config_hash") == config_hash(config)
+    return matching_entry(path, config) is not None
 
 
 def as_float32(a: np.ndarray) -> np.ndarray:

@@ -92,8 +92,9 @@ def archived_cells(
     out = {}
     for ik, im in fig.module.cells(cfg):
         path = cell_path(fig, cfg, ik, im, root, profile)
-        if A.has_entry(path, CellKey(override(cfg, device="cpu"), ik, im)):
-            out[(ik, im)] = A.load_entry(path)
+        entry = A.matching_entry(path, CellKey(override(cfg, device="cpu"), ik, im))
+        if entry is not None:
+            out[(ik, im)] = entry
     return out
 
 
