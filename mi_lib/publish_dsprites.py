@@ -114,9 +114,10 @@ def _entry(profile: str, root: Path) -> Tuple[Dict[str, Any], Dict[str, Any]]:
     """``(results, provenance)`` of the profile's entry; ``FileNotFoundError`` unless one of its
     configuration is archived."""
     path = entry_path(profile, root)
-    if not A.has_entry(path, _key(config(profile))):
+    entry = A.matching_entry(path, _key(config(profile)))
+    if entry is None:
         raise FileNotFoundError(f"no archived Fig. 5 ({profile}) at {path}")
-    return A.load_entry(path)
+    return entry
 
 
 def load(profile: str = "paper", root: Path = A.ARCHIVE_DIR) -> Archived:

@@ -85,8 +85,9 @@ def archived_chunks(profile: str, root: Path = A.ARCHIVE_DIR) -> Dict[ChunkKey, 
     out = {}
     for key in chunks(config(profile)):
         path = chunk_path(key, profile, root)
-        if A.has_entry(path, key):
-            out[key] = A.load_entry(path)
+        entry = A.matching_entry(path, key)
+        if entry is not None:
+            out[key] = entry
     return out
 
 

@@ -181,8 +181,9 @@ def _chunk(
             name=f"fig2-{chunk[0].critic}",
         )
     path = chunk_path(cfg, chunk, archive_dir)
-    if not force and A.has_entry(path, key):
-        return A.load_entry(path)[0]
+    entry = None if force else A.matching_entry(path, key)
+    if entry is not None:
+        return entry[0]
     res = _train_group(list(chunk), cfg.device, progress, cfg.precision)
     res["estimates"] = A.as_float32(res["estimates"])
     A.save_entry(path, res, A.provenance(profile, key, resolve_device(cfg.device), res["seconds"]))
